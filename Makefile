@@ -1,0 +1,151 @@
+# Omni - top-level, non-recursive Makefile.
+#
+# Knobs:   MALLOC=jemalloc|libc  SANITIZE=address,undefined  COVERAGE=1  V=1
+# Goals:   all test lint fmt coverage valgrind fuzz bench lambda clean
+#
+# Each part of the tree has a module.mk that declares its libraries,
+# programs and unit-test areas with the three macros below; this file
+# only holds flags and rules.  One object folder per build variant, so
+# sanitizer, coverage and release objects never mix:
+#   plain     build/bin, build/lib, build/include, build/obj
+#   SANITIZE  build/san/...      COVERAGE  build/cov/...
+
+CC       ?= cc
+MALLOC   ?= jemalloc
+SANITIZE ?=
+COVERAGE ?=
+V        ?=
+Q        := $(if $(V),,@)
+
+ifneq ($(SANITIZE),)
+  VARIANT := san
+  MALLOC  := libc
+else ifneq ($(COVERAGE),)
+  VARIANT := cov
+  MALLOC  := libc
+else
+  VARIANT :=
+endif
+
+TOP   := build$(if $(VARIANT),/$(VARIANT))
+BIN   := $(TOP)/bin
+LIBD  := $(TOP)/lib
+INCD  := $(TOP)/include
+OBJ   := $(TOP)/obj
+TBIN  := $(TOP)/tests
+
+PKGS := libzmq msgpack libcurl hiredis jansson libevent libmicrohttpd
+ifeq ($(MALLOC),jemalloc)
+  PKGS += jemalloc
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+CUNIT_LIBS := $(shell pkg-config --libs cunit)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+        -Wmissing-prototypes -Wvla -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
+INCS := -Icommon -Iprotocol -Iworkers/common -Iclients/libomni
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c17 -D_GNU_SOURCE -fPIC $(WARN) $(INCS) $(PKG_CFLAGS) -MMD -MP
+LDLIBS := $(PKG_LIBS) -lm
+
+ifneq ($(SANITIZE),)
+  CFLAGS  += -O1 -fsanitize=$(SANITIZE) -fno-sanitize-recover=all \
+             -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+ifneq ($(COVERAGE),)
+  CFLAGS  += -O0 --coverage
+  LDFLAGS += --coverage
+endif
+
+all:
+
+PROGS :=
+LIBS  :=
+TESTS :=
+
+# $(call omni_lib,NAME,SOURCES): $(OBJ)/libNAME.a
+define omni_lib
+LIBS += $(OBJ)/lib$(1).a
+$(OBJ)/lib$(1).a: $(patsubst %.c,$(OBJ)/%.o,$(2))
+	@mkdir -p $$(@D)
+	$(Q)rm -f $$@ && ar rcs $$@ $$^
+endef
+
+# $(call omni_prog,NAME,MAIN_SOURCES,LIBS): $(BIN)/NAME linked with the
+# named libraries, in order (dependents first).
+define omni_prog
+PROGS += $(BIN)/$(1)
+$(BIN)/$(1): $(patsubst %.c,$(OBJ)/%.o,$(2)) $(foreach l,$(3),$(OBJ)/lib$(l).a)
+	@mkdir -p $$(@D)
+	@echo "  LINK  $$@"
+	$(Q)$(CC) $(LDFLAGS) -o $$@ $$^ $(LDLIBS) $(4)
+endef
+
+# $(call omni_tests,AREA,LIBS): every tests/unit/test_AREA*.c becomes a
+# CUnit program linked with LIBS.
+define omni_tests
+TESTS += $(patsubst tests/unit/%.c,$(TBIN)/%,$(wildcard tests/unit/test_$(1)*.c))
+$(patsubst tests/unit/%.c,$(TBIN)/%,$(wildcard tests/unit/test_$(1)*.c)): \
+  $(TBIN)/%: $(OBJ)/tests/unit/%.o $(OBJ)/tests/unit/unit_main.o \
+  $(foreach l,$(2),$(OBJ)/lib$(l).a)
+	@mkdir -p $$(@D)
+	@echo "  LINK  $$@"
+	$(Q)$(CC) $(LDFLAGS) -o $$@ $$^ $(LDLIBS) $(CUNIT_LIBS) $(3)
+endef
+
+include $(sort $(wildcard */module.mk */*/module.mk))
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(@D)
+	@echo "  CC    $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(OBJ)/tests/unit/%.o: CFLAGS += -Itests/unit
+
+all: $(PROGS) $(TESTS) $(HEADERS)
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+
+# ---------------------------------------------------------------- tests
+.PHONY: all test unit integration lint fmt coverage valgrind fuzz bench \
+        lambda clean
+
+unit: $(TESTS)
+	$(Q)tests/run.sh unit $(TOP)
+
+integration: all
+	$(Q)tests/run.sh integration $(TOP)
+
+test: all
+	$(Q)tests/run.sh all $(TOP)
+
+valgrind: all
+	$(Q)VALGRIND=1 tests/run.sh unit $(TOP)
+
+coverage:
+	$(Q)$(MAKE) --no-print-directory COVERAGE=1 all
+	$(Q)find build/cov -name '*.gcda' -delete
+	$(Q)tests/run.sh all build/cov
+	$(Q)gcovr --root . --object-directory build/cov/obj \
+	  --exclude 'tests/' --exclude 'bench/' --print-summary \
+	  --fail-under-line $${COVERAGE_MIN:-90} build/cov/obj >/dev/null
+
+SRCS_C := $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+lint:
+	$(Q)clang-format --dry-run --Werror $(SRCS_C)
+	$(Q)cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
+	  --enable=warning,portability --suppress=missingIncludeSystem \
+	  -D__GNUC__ $(INCS) $(filter %.c,$(SRCS_C))
+	$(Q)clang-tidy --quiet $(filter %.c,$(SRCS_C)) -- \
+	  -std=c17 -D_GNU_SOURCE $(INCS) $(PKG_CFLAGS) -Itests/unit
+	$(Q)! grep -nE '\b(sprintf|strcpy|strcat|strtok|atoi|gets)\s*\(' \
+	  $(filter %.c,$(SRCS_C))
+
+fmt:
+	$(Q)clang-format -i $(SRCS_C)
+
+clean:
+	rm -rf build
