@@ -233,8 +233,8 @@ enum omni_err omni_msgpack_check(const void *p, size_t n,
     return rc;
 }
 
-static const char *const type_names[] = {"none", "req", "chunk", "final",
-                                         "error", "cancel"};
+static const char *const type_names[] = {"none",  "req",    "chunk", "final",
+                                         "error", "cancel", "ready"};
 
 const char *omni_msg_type_name(enum omni_msg_type t)
 {
@@ -280,7 +280,7 @@ static enum omni_err field(struct omni_msg *m, struct omni_str key,
             if (omni_str_eq(t, type_names[i]))
                 m->type = (enum omni_msg_type)i;
         if (m->type == OMNI_MSG_NONE)
-            return want(err, "t", "req, chunk, final, error or cancel");
+            return want(err, "t", "a known message type");
     } else if (KEY("v")) {
         UINT(version, UINT32_MAX);
     } else if (KEY("id")) {

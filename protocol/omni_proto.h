@@ -38,6 +38,7 @@ enum omni_msg_type {
     OMNI_MSG_FINAL,     /* "final"  broker -> client, last reply */
     OMNI_MSG_ERROR,     /* "error"  broker -> client, last reply */
     OMNI_MSG_CANCEL,    /* "cancel" client -> broker */
+    OMNI_MSG_READY,     /* "ready"  worker READY map (omni_wire.h) */
 };
 
 /* A borrowed byte string: not NUL-terminated. */

@@ -8,7 +8,7 @@
  *   frame 0  "OMNIW1"                signature and version
  *   frame 1  command, one byte
  *   then, per command:
- *   READY      W->B  service, map{capacity, pid}
+ *   READY      W->B  service, map{t:"ready", capacity, pid}
  *   REQUEST    B->W  key, map{t:"req", op, deadline_ms, stream, auth,
  *                    trace, ...}, body
  *   PARTIAL    W->B  key, body

@@ -169,7 +169,29 @@ static void test_reader_vs_msgpack_c(void)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* The example of PROTOCOL.md section 2, byte for byte. */
+static void test_golden_example(void)
+{
+    static const uint8_t want[] = {
+        0x00, 0x00, 0x00, 0x2e, 0x86, 0xa1, 0x74, 0xa3, 0x72, 0x65,
+        0x71, 0xa1, 0x76, 0x01, 0xa2, 0x69, 0x64, 0x07, 0xa3, 0x73,
+        0x76, 0x63, 0xa4, 0x65, 0x63, 0x68, 0x6f, 0xa2, 0x6f, 0x70,
+        0xa4, 0x65, 0x63, 0x68, 0x6f, 0xa4, 0x62, 0x6f, 0x64, 0x79,
+        0xc4, 0x08, 0x7b, 0x22, 0x68, 0x69, 0x22, 0x3a, 0x31, 0x7d};
+    struct omni_buf b = OMNI_BUF_INIT;
+    struct omni_msg m = {.type = OMNI_MSG_REQUEST,
+                         .id = 7,
+                         .service = omni_str_c("echo"),
+                         .op = omni_str_c("echo"),
+                         .body = omni_str_c("{\"hi\":1}")};
+    omni_msg_encode(&m, &b);
+    CU_ASSERT_EQUAL(b.len, sizeof want);
+    CU_ASSERT(b.len == sizeof want && memcmp(b.data, want, b.len) == 0);
+    omni_buf_release(&b);
+}
+
 static CU_TestInfo proto_tests[] = {
+    {"golden example", test_golden_example},
     {"roundtrip request", test_roundtrip_request},
     {"roundtrip error", test_roundtrip_error},
     {"frame limits", test_frame_limits},
