@@ -27,7 +27,8 @@ else
   VARIANT :=
 endif
 
-TOP   := build$(if $(VARIANT),/$(VARIANT))
+BUILD ?= build
+TOP   := $(BUILD)$(if $(VARIANT),/$(VARIANT))
 BIN   := $(TOP)/bin
 LIBD  := $(TOP)/lib
 INCD  := $(TOP)/include
