@@ -110,7 +110,7 @@ all: $(PROGS) $(TESTS) $(HEADERS)
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 
 # ---------------------------------------------------------------- tests
-.PHONY: all test unit integration lint fmt coverage valgrind fuzz bench \
+.PHONY: all test unit integration lint fmt coverage valgrind fuzz bench run install \
         lambda clean
 
 unit: $(TESTS)
@@ -150,3 +150,17 @@ fmt:
 
 clean:
 	rm -rf build
+
+run: all
+	$(Q)OMNI_BUILD=$(TOP) deployment/run-local.sh
+
+bench: all
+	$(Q)OMNI_BUILD=$(TOP) bench/run.sh
+
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(wildcard $(LIBD)/*) $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 $(INCD)/omni.h $(DESTDIR)$(PREFIX)/include/

@@ -63,11 +63,17 @@ static const struct omni_cfg_def omni_cfg_defs[] = {
     {"http_listen", "OMNI_HTTP_LISTEN", S, "127.0.0.1:8080", 0, 0, 0,
      "HTTP front host:port; empty disables it"},
 
+    /* HTTP front. */
+    {"http.max_body", "OMNI_HTTP_MAX_BODY", I, "16777216", 1024, 1073741824,
+     0, "largest HTTP request body, bytes"},
+
     /* Worker runtime. */
     {"capacity.echo", "OMNI_CAPACITY_ECHO", I, "4096", 1, 1000000, 0, ""},
     {"capacity.llm", "OMNI_CAPACITY_LLM", I, "10000", 1, 1000000, 0, ""},
     {"capacity.rag", "OMNI_CAPACITY_RAG", I, "64", 1, 1000000, 0, ""},
     {"capacity.mcp", "OMNI_CAPACITY_MCP", I, "256", 1, 1000000, 0, ""},
+    {"worker.sndhwm", "OMNI_WORKER_SNDHWM", I, "0", 0, 10000000, 0,
+     "ZeroMQ send high-water mark of the broker link; 0 = unlimited"},
 
     /* LLM worker and providers (standard variable names). */
     {"openai.api_key", "OPENAI_API_KEY", S, "", 0, 0, SENS, ""},
@@ -103,6 +109,10 @@ static const struct omni_cfg_def omni_cfg_defs[] = {
      "model turns in one MCP tool loop"},
     {"cache.ttl_s", "OMNI_CACHE_TTL_S", I, "3600", 0, 31536000, 0,
      "response cache TTL; 0 disables the cache"},
+    {"cache.timeout_ms", "OMNI_CACHE_TIMEOUT_MS", I, "250", 1, 60000, 0,
+     "longest wait for a cache lookup before serving without it"},
+    {"llm.max_host_connections", "OMNI_LLM_MAX_HOST_CONNECTIONS", I, "4096",
+     0, 1000000, 0, "upstream connections per host; 0 = no limit"},
 
     /* MCP worker. */
     {"mcp_config", "OMNI_MCP_CONFIG", S, "", 0, 0, 0,
@@ -111,6 +121,16 @@ static const struct omni_cfg_def omni_cfg_defs[] = {
      3600000, 0, ""},
     {"mcp.max_line", "OMNI_MCP_MAX_LINE", I, "4194304", 1024, 268435456, 0,
      "longest JSON-RPC message from a server"},
+    {"mcp.init_timeout_ms", "OMNI_MCP_INIT_TIMEOUT_MS", I, "10000", 1,
+     600000, 0, "server/discover probe and initialize, each"},
+    {"mcp.restart_min_ms", "OMNI_MCP_RESTART_MIN_MS", I, "250", 0, 600000, 0,
+     "first restart delay of a failed MCP server"},
+    {"mcp.restart_max_ms", "OMNI_MCP_RESTART_MAX_MS", I, "30000", 0,
+     3600000, 0, "restart delay cap of a failing MCP server"},
+    {"mcp.session_idle_ms", "OMNI_MCP_SESSION_IDLE_MS", I, "1800000", 1000,
+     86400000, 0, "idle time after which an /mcp session is dropped"},
+    {"mcp.max_sessions", "OMNI_MCP_MAX_SESSIONS", I, "10000", 1, 10000000, 0,
+     "/mcp sessions held by one mcp worker"},
 
     /* RAG worker. */
     {"rag.chunk_size", "OMNI_RAG_CHUNK_SIZE", I, "800", 32, 100000, 0,
@@ -353,7 +373,9 @@ const char *omni_cfg_socket_path(void)
     if (*s)
         return s;
     const char *xdg = getenv("XDG_RUNTIME_DIR");
-    if (xdg && *xdg)
+    if (getenv("AWS_LAMBDA_RUNTIME_API"))
+        snprintf(path, sizeof path, "/tmp/omni.sock");
+    else if (xdg && *xdg)
         snprintf(path, sizeof path, "%s/omni/omni.sock", xdg);
     else if (geteuid() == 0)
         snprintf(path, sizeof path, "/run/omni/omni.sock");

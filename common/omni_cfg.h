@@ -54,7 +54,8 @@ void omni_cfg_print(FILE *out);
 void omni_cfg_free(void);
 
 /* The broker socket path: socket if set, else the contract's default
- * ($XDG_RUNTIME_DIR/omni/omni.sock, /run/omni/omni.sock as root,
+ * (/tmp/omni.sock in Lambda, where AWS_LAMBDA_RUNTIME_API is set;
+ * else $XDG_RUNTIME_DIR/omni/omni.sock, /run/omni/omni.sock as root,
  * /tmp/omni-$UID/omni.sock).  Returns a static buffer. */
 const char *omni_cfg_socket_path(void);
 

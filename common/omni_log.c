@@ -174,14 +174,20 @@ static void redact_shapes(struct omni_buf *b)
         }
         for (size_t l = 0; l < sizeof labels / sizeof *labels; l++) {
             size_t ln = strlen(labels[l]);
-            if (!iprefix(p, labels[l]) || tokch(p[ln]) )
+            if (!iprefix(p, labels[l]) || isalnum((unsigned char)p[ln]) ||
+                p[ln] == '-' || p[ln] == '_')
                 continue;
-            /* Skip separators: quote, colon, equals, spaces. */
+            /* Skip separators: quote, colon, equals, spaces.  A label
+             * needs a colon or an equals sign before its value, so prose
+             * such as "unexpected token near" is left alone. */
             size_t j = ln;
+            bool assign = false;
             while (p[j] == '"' || p[j] == '\'' || p[j] == ':' ||
-                   p[j] == '=' || p[j] == ' ')
+                   p[j] == '=' || p[j] == ' ') {
+                assign |= p[j] == ':' || p[j] == '=';
                 j++;
-            if (j == ln || iprefix(p + j, "(redacted)"))
+            }
+            if (!assign || iprefix(p + j, "(redacted)"))
                 break;
             if (iprefix(p + j, "bearer "))
                 j += 7;

@@ -100,11 +100,15 @@ bool omni_want_write(const omni_client *c);
 size_t omni_in_flight(const omni_client *c);
 
 /* One blocking request: send, wait for the end, and give back the FINAL
- * body (malloc'ed, NUL-terminated, caller frees) in *body/*body_len.
+ * body (malloc'ed, NUL-terminated, caller frees) in *body and *body_len.
  * CHUNK bodies are concatenated into it if the request streams, and
  * also passed to on_chunk when it is not NULL.  On an ERROR event,
  * returns -1 with the event's code and message in omni_last_error()
- * (as "CODE: message") and, if not NULL, *status. */
+ * (as "CODE: message") and, if not NULL, *status.  *status is 200 on
+ * success and 0 on a local failure (connection lost).  With timeout_ms
+ * set, omni_call stops waiting 2 s after it (the broker should have
+ * answered TIMEOUT), cancels the request and gives status 504.  Events
+ * of other requests that arrive meanwhile are kept for omni_next(). */
 int omni_call(omni_client *c, const struct omni_request *req,
               void (*on_chunk)(const void *p, size_t n, void *arg), void *arg,
               char **body, size_t *body_len, int *status);
