@@ -143,6 +143,33 @@ static const struct omni_cfg_def omni_cfg_defs[] = {
      "local, or provider/model served by the llm service"},
     {"rag.dim", "OMNI_RAG_DIM", I, "384", 8, 8192, 0,
      "local embedder dimension"},
+    {"rag.ef_search", "OMNI_RAG_EF_SEARCH", I, "64", 1, 100000, 0,
+     "HNSW search breadth (per query: \"ef\")"},
+    {"rag.exact_below", "OMNI_RAG_EXACT_BELOW", I, "2000", 0, 100000000, 0,
+     "exact vector search for collections smaller than this"},
+    {"rag.bm25_stem", "OMNI_RAG_BM25_STEM", B, "yes", 0, 0, 0,
+     "Snowball English stemming in BM25"},
+    {"rag.rrf_k", "OMNI_RAG_RRF_K", I, "60", 1, 100000, 0,
+     "reciprocal rank fusion constant"},
+    {"rag.hybrid_vector_weight", "OMNI_RAG_HYBRID_VECTOR_WEIGHT", I, "50", 0,
+     1000, 0, "weight of the vector ranking in hybrid fusion, percent of "
+     "BM25's"},
+    {"rag.semcache_max", "OMNI_RAG_SEMCACHE_MAX", I, "10000", 1, 100000000,
+     0, "entries kept per semantic cache namespace"},
+
+    /* Lambda runtime (bootstrap) and extension (omni-extension). */
+    {"lambda.runtime_api", "AWS_LAMBDA_RUNTIME_API", S, "", 0, 0, 0,
+     "host:port of the Lambda Runtime and Extensions APIs"},
+    {"lambda.secrets_arn", "OMNI_SECRETS_ARN", S, "", 0, 0, 0,
+     "Secrets Manager secret whose JSON keys become broker variables"},
+    {"lambda.secrets_endpoint", "AWS_ENDPOINT_URL_SECRETS_MANAGER", S, "", 0,
+     0, 0, "Secrets Manager endpoint; empty: the region's"},
+    {"lambda.wait_ms", "OMNI_LAMBDA_WAIT_MS", I, "5000", 10, 60000, 0,
+     "longest wait for the broker socket at init"},
+    {"lambda.ready_ms", "OMNI_LAMBDA_READY_MS", I, "8000", 0, 60000, 0,
+     "longest wait for ready workers before the first event"},
+    {"lambda.shutdown_ms", "OMNI_LAMBDA_SHUTDOWN_MS", I, "1500", 50, 10000,
+     0, "drain budget on SHUTDOWN before the broker tree is killed"},
 };
 
 #undef S
