@@ -31,7 +31,7 @@ static char *default_endpoint(void)
     const char *slash = strrchr(sock, '/');
     int dir = slash ? (int)(slash - sock) : 1;
     struct omni_buf b = OMNI_BUF_INIT;
-    omni_buf_addf(&b, "ipc://%.*s/omni-workers.ipc", dir, slash ? sock : ".");
+    omni_buf_addf(&b, "ipc://%.*s/workers.ipc", dir, slash ? sock : ".");
     return omni_buf_detach(&b, NULL);
 }
 
