@@ -15,9 +15,9 @@
 #include "omni_alloc.h"
 #include "omni_log.h"
 
-#define S OMNI_CFG_STR
-#define I OMNI_CFG_INT
-#define B OMNI_CFG_BOOL
+#define S    OMNI_CFG_STR
+#define I    OMNI_CFG_INT
+#define B    OMNI_CFG_BOOL
 #define SENS OMNI_CFG_SENSITIVE
 
 static const struct omni_cfg_def omni_cfg_defs[] = {
@@ -50,22 +50,22 @@ static const struct omni_cfg_def omni_cfg_defs[] = {
      "missed heartbeats before a peer is dead"},
     {"broker.drain_ms", "OMNI_DRAIN_MS", I, "10000", 0, 3600000, 0,
      "grace period for in-flight work on SIGTERM"},
-    {"broker.max_frame", "OMNI_MAX_FRAME", I, "16777216", 1024,
-     1073741824, 0, "largest frame accepted, bytes"},
+    {"broker.max_frame", "OMNI_MAX_FRAME", I, "16777216", 1024, 1073741824, 0,
+     "largest frame accepted, bytes"},
     {"broker.default_timeout_ms", "OMNI_DEFAULT_TIMEOUT_MS", I, "600000", 0,
      86400000, 0, "deadline for requests that carry none; 0 = none"},
     {"broker.max_clients", "OMNI_MAX_CLIENTS", I, "10000", 1, 1000000, 0,
      "concurrent client connections"},
     {"broker.restart_min_ms", "OMNI_RESTART_MIN_MS", I, "100", 0, 600000, 0,
      "first restart delay of a dead worker"},
-    {"broker.restart_max_ms", "OMNI_RESTART_MAX_MS", I, "30000", 0, 3600000,
-     0, "restart delay cap; also the throttle of a kind failing at start"},
+    {"broker.restart_max_ms", "OMNI_RESTART_MAX_MS", I, "30000", 0, 3600000, 0,
+     "restart delay cap; also the throttle of a kind failing at start"},
     {"http_listen", "OMNI_HTTP_LISTEN", S, "127.0.0.1:8080", 0, 0, 0,
      "HTTP front host:port; empty disables it"},
 
     /* HTTP front. */
-    {"http.max_body", "OMNI_HTTP_MAX_BODY", I, "16777216", 1024, 1073741824,
-     0, "largest HTTP request body, bytes"},
+    {"http.max_body", "OMNI_HTTP_MAX_BODY", I, "16777216", 1024, 1073741824, 0,
+     "largest HTTP request body, bytes"},
 
     /* Worker runtime. */
     {"capacity.echo", "OMNI_CAPACITY_ECHO", I, "4096", 1, 1000000, 0, ""},
@@ -77,21 +77,20 @@ static const struct omni_cfg_def omni_cfg_defs[] = {
 
     /* LLM worker and providers (standard variable names). */
     {"openai.api_key", "OPENAI_API_KEY", S, "", 0, 0, SENS, ""},
-    {"openai.base_url", "OPENAI_BASE_URL", S, "https://api.openai.com/v1",
-     0, 0, 0, ""},
+    {"openai.base_url", "OPENAI_BASE_URL", S, "https://api.openai.com/v1", 0, 0,
+     0, ""},
     {"anthropic.api_key", "ANTHROPIC_API_KEY", S, "", 0, 0, SENS, ""},
-    {"anthropic.base_url", "ANTHROPIC_BASE_URL", S,
-     "https://api.anthropic.com", 0, 0, 0, ""},
-    {"anthropic.version", "OMNI_ANTHROPIC_VERSION", S, "2023-06-01", 0, 0,
-     0, "anthropic-version header"},
+    {"anthropic.base_url", "ANTHROPIC_BASE_URL", S, "https://api.anthropic.com",
+     0, 0, 0, ""},
+    {"anthropic.version", "OMNI_ANTHROPIC_VERSION", S, "2023-06-01", 0, 0, 0,
+     "anthropic-version header"},
     {"gemini.api_key", "GEMINI_API_KEY", S, "", 0, 0, SENS, ""},
     {"gemini.base_url", "GOOGLE_GEMINI_BASE_URL", S, "", 0, 0, 0, ""},
     {"azure.api_key", "AZURE_OPENAI_API_KEY", S, "", 0, 0, SENS, ""},
     {"azure.endpoint", "AZURE_OPENAI_ENDPOINT", S, "", 0, 0, 0, ""},
     {"aws.region", "AWS_REGION", S, "", 0, 0, 0, ""},
     {"aws.access_key_id", "AWS_ACCESS_KEY_ID", S, "", 0, 0, SENS, ""},
-    {"aws.secret_access_key", "AWS_SECRET_ACCESS_KEY", S, "", 0, 0, SENS,
-     ""},
+    {"aws.secret_access_key", "AWS_SECRET_ACCESS_KEY", S, "", 0, 0, SENS, ""},
     {"aws.session_token", "AWS_SESSION_TOKEN", S, "", 0, 0, SENS, ""},
     {"llm.providers", "OMNI_PROVIDERS", S, "", 0, 0, 0,
      "extra OpenAI-compatible providers: name=base_url[|KEY_VAR],..."},
@@ -101,32 +100,33 @@ static const struct omni_cfg_def omni_cfg_defs[] = {
      "retries of 429, 5xx, 529 and connection errors"},
     {"llm.connect_timeout_ms", "OMNI_LLM_CONNECT_TIMEOUT_MS", I, "10000", 1,
      600000, 0, ""},
-    {"llm.first_byte_timeout_ms", "OMNI_LLM_FIRST_BYTE_TIMEOUT_MS", I,
-     "120000", 1, 3600000, 0, ""},
-    {"llm.idle_timeout_ms", "OMNI_LLM_IDLE_TIMEOUT_MS", I, "60000", 1,
-     3600000, 0, "longest silence inside a streamed reply"},
+    {"llm.first_byte_timeout_ms", "OMNI_LLM_FIRST_BYTE_TIMEOUT_MS", I, "120000",
+     1, 3600000, 0, ""},
+    {"llm.idle_timeout_ms", "OMNI_LLM_IDLE_TIMEOUT_MS", I, "60000", 1, 3600000,
+     0, "longest silence inside a streamed reply"},
     {"llm.tool_loop_max", "OMNI_TOOL_LOOP_MAX", I, "8", 1, 100, 0,
      "model turns in one MCP tool loop"},
+    {"llm.semantic_timeout_ms", "OMNI_SEMANTIC_TIMEOUT_MS", I, "2000", 1,
+     600000, 0, "longest wait for a semantic cache lookup"},
     {"cache.ttl_s", "OMNI_CACHE_TTL_S", I, "3600", 0, 31536000, 0,
      "response cache TTL; 0 disables the cache"},
     {"cache.timeout_ms", "OMNI_CACHE_TIMEOUT_MS", I, "250", 1, 60000, 0,
      "longest wait for a cache lookup before serving without it"},
-    {"llm.max_host_connections", "OMNI_LLM_MAX_HOST_CONNECTIONS", I, "4096",
-     0, 1000000, 0, "upstream connections per host; 0 = no limit"},
+    {"llm.max_host_connections", "OMNI_LLM_MAX_HOST_CONNECTIONS", I, "4096", 0,
+     1000000, 0, "upstream connections per host; 0 = no limit"},
 
     /* MCP worker. */
-    {"mcp_config", "OMNI_MCP_CONFIG", S, "", 0, 0, 0,
-     "mcpServers JSON file"},
-    {"mcp.call_timeout_ms", "OMNI_MCP_CALL_TIMEOUT_MS", I, "60000", 1,
-     3600000, 0, ""},
+    {"mcp_config", "OMNI_MCP_CONFIG", S, "", 0, 0, 0, "mcpServers JSON file"},
+    {"mcp.call_timeout_ms", "OMNI_MCP_CALL_TIMEOUT_MS", I, "60000", 1, 3600000,
+     0, ""},
     {"mcp.max_line", "OMNI_MCP_MAX_LINE", I, "4194304", 1024, 268435456, 0,
      "longest JSON-RPC message from a server"},
-    {"mcp.init_timeout_ms", "OMNI_MCP_INIT_TIMEOUT_MS", I, "10000", 1,
-     600000, 0, "server/discover probe and initialize, each"},
+    {"mcp.init_timeout_ms", "OMNI_MCP_INIT_TIMEOUT_MS", I, "10000", 1, 600000,
+     0, "server/discover probe and initialize, each"},
     {"mcp.restart_min_ms", "OMNI_MCP_RESTART_MIN_MS", I, "250", 0, 600000, 0,
      "first restart delay of a failed MCP server"},
-    {"mcp.restart_max_ms", "OMNI_MCP_RESTART_MAX_MS", I, "30000", 0,
-     3600000, 0, "restart delay cap of a failing MCP server"},
+    {"mcp.restart_max_ms", "OMNI_MCP_RESTART_MAX_MS", I, "30000", 0, 3600000, 0,
+     "restart delay cap of a failing MCP server"},
     {"mcp.session_idle_ms", "OMNI_MCP_SESSION_IDLE_MS", I, "1800000", 1000,
      86400000, 0, "idle time after which an /mcp session is dropped"},
     {"mcp.max_sessions", "OMNI_MCP_MAX_SESSIONS", I, "10000", 1, 10000000, 0,
@@ -135,8 +135,7 @@ static const struct omni_cfg_def omni_cfg_defs[] = {
     /* RAG worker. */
     {"rag.chunk_size", "OMNI_RAG_CHUNK_SIZE", I, "800", 32, 100000, 0,
      "chunk size, characters"},
-    {"rag.chunk_overlap", "OMNI_RAG_CHUNK_OVERLAP", I, "400", 0, 100000, 0,
-     ""},
+    {"rag.chunk_overlap", "OMNI_RAG_CHUNK_OVERLAP", I, "400", 0, 100000, 0, ""},
     {"rag.max_doc_bytes", "OMNI_RAG_MAX_DOC_BYTES", I, "10485760", 1,
      1073741824, 0, ""},
     {"rag.embedder", "OMNI_RAG_EMBEDDER", S, "local", 0, 0, 0,
@@ -152,24 +151,25 @@ static const struct omni_cfg_def omni_cfg_defs[] = {
     {"rag.rrf_k", "OMNI_RAG_RRF_K", I, "60", 1, 100000, 0,
      "reciprocal rank fusion constant"},
     {"rag.hybrid_vector_weight", "OMNI_RAG_HYBRID_VECTOR_WEIGHT", I, "50", 0,
-     1000, 0, "weight of the vector ranking in hybrid fusion, percent of "
+     1000, 0,
+     "weight of the vector ranking in hybrid fusion, percent of "
      "BM25's"},
-    {"rag.semcache_max", "OMNI_RAG_SEMCACHE_MAX", I, "10000", 1, 100000000,
-     0, "entries kept per semantic cache namespace"},
+    {"rag.semcache_max", "OMNI_RAG_SEMCACHE_MAX", I, "10000", 1, 100000000, 0,
+     "entries kept per semantic cache namespace"},
 
     /* Lambda runtime (bootstrap) and extension (omni-extension). */
     {"lambda.runtime_api", "AWS_LAMBDA_RUNTIME_API", S, "", 0, 0, 0,
      "host:port of the Lambda Runtime and Extensions APIs"},
     {"lambda.secrets_arn", "OMNI_SECRETS_ARN", S, "", 0, 0, 0,
      "Secrets Manager secret whose JSON keys become broker variables"},
-    {"lambda.secrets_endpoint", "AWS_ENDPOINT_URL_SECRETS_MANAGER", S, "", 0,
-     0, 0, "Secrets Manager endpoint; empty: the region's"},
+    {"lambda.secrets_endpoint", "AWS_ENDPOINT_URL_SECRETS_MANAGER", S, "", 0, 0,
+     0, "Secrets Manager endpoint; empty: the region's"},
     {"lambda.wait_ms", "OMNI_LAMBDA_WAIT_MS", I, "5000", 10, 60000, 0,
      "longest wait for the broker socket at init"},
     {"lambda.ready_ms", "OMNI_LAMBDA_READY_MS", I, "8000", 0, 60000, 0,
      "longest wait for ready workers before the first event"},
-    {"lambda.shutdown_ms", "OMNI_LAMBDA_SHUTDOWN_MS", I, "1500", 50, 10000,
-     0, "drain budget on SHUTDOWN before the broker tree is killed"},
+    {"lambda.shutdown_ms", "OMNI_LAMBDA_SHUTDOWN_MS", I, "1500", 50, 10000, 0,
+     "drain budget on SHUTDOWN before the broker tree is killed"},
 };
 
 #undef S
@@ -180,8 +180,7 @@ static const struct omni_cfg_def omni_cfg_defs[] = {
 #define NDEFS (sizeof omni_cfg_defs / sizeof *omni_cfg_defs)
 
 enum source { SRC_DEFAULT, SRC_FILE, SRC_ENV, SRC_OPTION };
-static const char *const source_names[] = {"default", "file", "env",
-                                           "option"};
+static const char *const source_names[] = {"default", "file", "env", "option"};
 
 static char *values[NDEFS];
 static enum source sources[NDEFS];
@@ -243,8 +242,8 @@ static char *trim(char *s, char *end)
 {
     while (s < end && (*s == ' ' || *s == '\t'))
         s++;
-    while (end > s && (end[-1] == ' ' || end[-1] == '\t' ||
-                       end[-1] == '\r' || end[-1] == '\n'))
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
+                       end[-1] == '\n'))
         end--;
     *end = '\0';
     return s;
@@ -298,8 +297,7 @@ enum omni_err omni_cfg_load(const char *path, char err[OMNI_ERR_LEN])
 {
     omni_cfg_free();
     for (size_t i = 0; i < NDEFS; i++)
-        put(i, omni_cfg_defs[i].def, strlen(omni_cfg_defs[i].def),
-            SRC_DEFAULT);
+        put(i, omni_cfg_defs[i].def, strlen(omni_cfg_defs[i].def), SRC_DEFAULT);
     if (!path || !*path)
         path = getenv("OMNI_CONFIG");
     if (path && *path) {
@@ -337,8 +335,8 @@ enum omni_err omni_cfg_set(const char *name, const char *value,
     }
     int i = find(name, n);
     if (i < 0) {
-        snprintf(err, OMNI_ERR_LEN, "unknown key '%.*s'", (int)(n > 64 ? 64 : n),
-                 name);
+        snprintf(err, OMNI_ERR_LEN, "unknown key '%.*s'",
+                 (int)(n > 64 ? 64 : n), name);
         return OMNI_E_CONFIG;
     }
     enum omni_err rc = check((size_t)i, value, err);

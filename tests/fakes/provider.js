@@ -104,20 +104,28 @@ function promptTokens(body) {
 }
 
 // The conversation's last turn, in either API's shape:
-// {kind: 'user'|'tool', text, toolName, toolResult}.
+// {kind: 'user'|'tool', text, toolName, results: [{name, text}]}.
 function lastTurn(body, api) {
   const msgs = Array.isArray(body.messages) ? body.messages : [];
   const last = msgs[msgs.length - 1];
   if (!last) return { kind: 'user', text: '' };
   if (api === 'openai' && last.role === 'tool') {
-    return { kind: 'tool', text: textOf(last.content),
-             toolName: toolNameFor(msgs, last.tool_call_id, api) };
+    let first = msgs.length - 1;
+    while (first > 0 && msgs[first - 1].role === 'tool') first--;
+    const results = msgs.slice(first).map((m) => ({
+      name: toolNameFor(msgs, m.tool_call_id, api),
+      text: textOf(m.content) }));
+    return { kind: 'tool', text: results.map((r) => r.text).join(' '),
+             toolName: results[0].name, results };
   }
   if (api === 'anthropic' && Array.isArray(last.content)) {
     const res = last.content.filter((b) => b && b.type === 'tool_result');
     if (res.length) {
-      return { kind: 'tool', text: res.map((b) => textOf(b.content)).join(' '),
-               toolName: toolNameFor(msgs, res[0].tool_use_id, api) };
+      const results = res.map((b) => ({
+        name: toolNameFor(msgs, b.tool_use_id, api),
+        text: textOf(b.content) }));
+      return { kind: 'tool', text: results.map((r) => r.text).join(' '),
+               toolName: results[0].name, results };
     }
   }
   return { kind: 'user', text: textOf(last.content) };
@@ -136,34 +144,71 @@ function toolNameFor(msgs, id, api) {
   return 'tool';
 }
 
-// A scripted tool call: "use tool NAME {json}" in the last user message
-// of a request with tools, or the x-fake-tool-call header.
-function scriptedCall(req, body, turn) {
+// Text of the conversation's last user message that is not a tool
+// result (Anthropic carries tool results in user messages).
+function lastUserText(body) {
+  const msgs = Array.isArray(body.messages) ? body.messages : [];
+  for (let i = msgs.length - 1; i >= 0; i--) {
+    const m = msgs[i];
+    if (!m || m.role !== 'user') continue;
+    if (Array.isArray(m.content) &&
+        m.content.some((b) => b && b.type === 'tool_result')) continue;
+    return textOf(m.content);
+  }
+  return '';
+}
+
+// Scripted tool calls: each "use tool NAME {json}" in the last user
+// message of a request with tools is one call (all in one reply); after
+// a tool result, "always use tool ..." in the last user message asks
+// again (a model that never stops calling tools).  The
+// x-fake-tool-call header does the same for any text.  Returns a list
+// of {name, args}, or null.
+function scriptedCalls(req, body, turn) {
   if (!Array.isArray(body.tools) || !body.tools.length) return null;
   const hdr = req.headers['x-fake-tool-call'];
   if (hdr && turn.kind === 'user') {
     let args = {};
     try { args = JSON.parse(req.headers['x-fake-tool-args'] || '{}'); }
     catch (e) { args = {}; }
-    return { name: hdr, args };
+    return [{ name: hdr, args }];
   }
-  const m = turn.kind === 'user' && /use tool ([A-Za-z0-9_.-]+)\s*(.*)$/s
-    .exec(turn.text);
-  if (!m) return null;
-  let args = {};
-  const rest = m[2].trim();
-  if (rest) {
-    const start = rest.indexOf('{');
-    const end = rest.lastIndexOf('}');
-    try { args = JSON.parse(rest.slice(start, end + 1)); }
-    catch (e) { args = {}; }
+  let text = turn.kind === 'user' ? turn.text : null;
+  if (turn.kind === 'tool') {
+    const u = lastUserText(body);
+    if (/always use tool /.test(u)) text = u;
   }
-  return { name: m[1], args };
+  if (text === null) return null;
+  const calls = [];
+  for (const seg of text.split(/use tool /).slice(1)) {
+    const m = /^([A-Za-z0-9_.-]+)\s*(.*)$/s.exec(seg);
+    if (!m) continue;
+    let args = {};
+    const rest = m[2].trim();
+    if (rest) {
+      const start = rest.indexOf('{');
+      const end = rest.lastIndexOf('}');
+      try { args = JSON.parse(rest.slice(start, end + 1)); }
+      catch (e) { args = {}; }
+    }
+    calls.push({ name: m[1], args });
+  }
+  return calls.length ? calls : null;
+}
+
+// The id of scripted call i: a hash of its name and arguments (and of
+// its position after the first), so it is stable.
+function callId(prefix, call, i) {
+  return prefix + crypto.createHash('sha256')
+    .update(call.name + JSON.stringify(call.args) + (i ? `#${i}` : ''))
+    .digest('hex').slice(0, 24);
 }
 
 function answerText(turn) {
-  if (turn.kind === 'tool')
-    return `Tool ${turn.toolName} returned: ${turn.text}`;
+  if (turn.kind === 'tool') {
+    return turn.results.map((r) => `Tool ${r.name} returned: ${r.text}`)
+      .join(' ');
+  }
   return `Echo: ${turn.text}`;
 }
 
@@ -331,7 +376,7 @@ async function sendReply(res, api, obj, fault, npieces) {
 
 function openaiChat(req, res, body, fault) {
   const turn = lastTurn(body, 'openai');
-  const call = scriptedCall(req, body, turn);
+  const calls = scriptedCalls(req, body, turn);
   const id = rid('chatcmpl-');
   const created = Math.floor(Date.now() / 1000);
   const model = body.model;
@@ -339,17 +384,16 @@ function openaiChat(req, res, body, fault) {
   const max = body.max_completion_tokens || body.max_tokens;
   let parts = pieces(answerText(turn));
   let finish = 'stop';
-  if (call) finish = 'tool_calls';
+  if (calls) finish = 'tool_calls';
   else if (Number.isInteger(max) && max > 0 && parts.length > max) {
     parts = parts.slice(0, max);
     finish = 'length';
   }
   const text = parts.join('');
-  const callId = call ? 'call_' + crypto.createHash('sha256')
-    .update(call.name + JSON.stringify(call.args)).digest('hex')
-    .slice(0, 24) : null;
-  const args = call ? JSON.stringify(call.args) : '';
-  const ctok = call ? tokens(args) + 5 : parts.length;
+  const tcs = (calls || []).map((c, i) => ({ id: callId('call_', c, i),
+    name: c.name, args: JSON.stringify(c.args) }));
+  const ctok = calls
+    ? tcs.reduce((n, c) => n + tokens(c.args) + 5, 0) : parts.length;
   const usage = {
     prompt_tokens: ptok, completion_tokens: ctok,
     total_tokens: ptok + ctok,
@@ -358,11 +402,11 @@ function openaiChat(req, res, body, fault) {
       accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
   };
   if (!body.stream) {
-    const message = { role: 'assistant', content: call ? null : text,
+    const message = { role: 'assistant', content: calls ? null : text,
                       refusal: null, annotations: [] };
-    if (call) {
-      message.tool_calls = [{ id: callId, type: 'function',
-        function: { name: call.name, arguments: args } }];
+    if (calls) {
+      message.tool_calls = tcs.map((c) => ({ id: c.id, type: 'function',
+        function: { name: c.name, arguments: c.args } }));
     }
     return sendReply(res, 'openai', {
       id, object: 'chat.completion', created, model,
@@ -382,16 +426,20 @@ function openaiChat(req, res, body, fault) {
     return 'data: ' + JSON.stringify(Object.assign(c, extra)) + '\n\n';
   };
   const events = [];
-  if (call) {
-    events.push(chunk({ role: 'assistant', content: null, tool_calls: [{
-      index: 0, id: callId, type: 'function',
-      function: { name: call.name, arguments: '' } }], refusal: null },
-      null));
-    const step = Math.max(1, Math.ceil(args.length / 3));
-    for (let i = 0; i < args.length; i += step) {
-      events.push(chunk({ tool_calls: [{ index: 0,
-        function: { arguments: args.slice(i, i + step) } }] }, null));
-    }
+  if (calls) {
+    tcs.forEach((c, index) => {
+      const first = { index, id: c.id, type: 'function',
+                      function: { name: c.name, arguments: '' } };
+      events.push(chunk(index === 0
+        ? { role: 'assistant', content: null, tool_calls: [first],
+            refusal: null }
+        : { tool_calls: [first] }, null));
+      const step = Math.max(1, Math.ceil(c.args.length / 3));
+      for (let i = 0; i < c.args.length; i += step) {
+        events.push(chunk({ tool_calls: [{ index,
+          function: { arguments: c.args.slice(i, i + step) } }] }, null));
+      }
+    });
   } else {
     events.push(chunk({ role: 'assistant', content: '', refusal: null },
                       null));
@@ -482,24 +530,23 @@ function anthropicMessages(req, res, body, fault) {
   if (!Array.isArray(body.messages) || !body.messages.length)
     return sendError(res, 'anthropic', 400, 'messages: Field required');
   const turn = lastTurn(body, 'anthropic');
-  const call = scriptedCall(req, body, turn);
+  const calls = scriptedCalls(req, body, turn);
   const id = rid('msg_');
   const model = body.model;
   const ptok = promptTokens(body);
   let parts = pieces(answerText(turn));
   let stop = 'end_turn';
-  if (call) stop = 'tool_use';
+  if (calls) stop = 'tool_use';
   else if (parts.length > body.max_tokens) {
     parts = parts.slice(0, body.max_tokens);
     stop = 'max_tokens';
   }
   const thinking = body.thinking && body.thinking.type === 'enabled'
     ? pieces(`Thinking about: ${turn.text}`) : null;
-  const toolId = call ? 'toolu_' + crypto.createHash('sha256')
-    .update(call.name + JSON.stringify(call.args)).digest('hex')
-    .slice(0, 24) : null;
-  const args = call ? JSON.stringify(call.args) : '';
-  const ctok = call ? tokens(args) + 5 : parts.length;
+  const tus = (calls || []).map((c, i) => ({ id: callId('toolu_', c, i),
+    name: c.name, input: c.args, args: JSON.stringify(c.args) }));
+  const ctok = calls
+    ? tus.reduce((n, c) => n + tokens(c.args) + 5, 0) : parts.length;
   const usage = { input_tokens: ptok, cache_creation_input_tokens: 0,
                   cache_read_input_tokens: 0, output_tokens: ctok };
   if (!body.stream) {
@@ -507,10 +554,11 @@ function anthropicMessages(req, res, body, fault) {
     if (thinking)
       content.push({ type: 'thinking', thinking: thinking.join(''),
                      signature: 'fakesig' });
-    if (call)
-      content.push({ type: 'tool_use', id: toolId, name: call.name,
-                     input: call.args });
-    else
+    if (calls) {
+      for (const c of tus)
+        content.push({ type: 'tool_use', id: c.id, name: c.name,
+                       input: c.input });
+    } else
       content.push({ type: 'text', text: parts.join('') });
     return sendReply(res, 'anthropic', {
       id, type: 'message', role: 'assistant', model, content,
@@ -539,18 +587,25 @@ function anthropicMessages(req, res, body, fault) {
                                            index }));
     index++;
   }
-  if (call) {
-    events.push(ev('content_block_start', { type: 'content_block_start',
-      index, content_block: { type: 'tool_use', id: toolId, name: call.name,
-                              input: {} } }));
-    events.push(ev('content_block_delta', { type: 'content_block_delta',
-      index, delta: { type: 'input_json_delta', partial_json: '' } }));
-    const step = Math.max(1, Math.ceil(args.length / 3));
-    for (let i = 0; i < args.length; i += step) {
+  if (calls) {
+    tus.forEach((c, k) => {
+      if (k) {
+        events.push(ev('content_block_stop', { type: 'content_block_stop',
+                                               index }));
+        index++;
+      }
+      events.push(ev('content_block_start', { type: 'content_block_start',
+        index, content_block: { type: 'tool_use', id: c.id, name: c.name,
+                                input: {} } }));
       events.push(ev('content_block_delta', { type: 'content_block_delta',
-        index, delta: { type: 'input_json_delta',
-                        partial_json: args.slice(i, i + step) } }));
-    }
+        index, delta: { type: 'input_json_delta', partial_json: '' } }));
+      const step = Math.max(1, Math.ceil(c.args.length / 3));
+      for (let i = 0; i < c.args.length; i += step) {
+        events.push(ev('content_block_delta', { type: 'content_block_delta',
+          index, delta: { type: 'input_json_delta',
+                          partial_json: c.args.slice(i, i + step) } }));
+      }
+    });
   } else {
     events.push(ev('content_block_start', { type: 'content_block_start',
       index, content_block: { type: 'text', text: '' } }));

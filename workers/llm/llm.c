@@ -194,10 +194,24 @@ void llm_stats_json(struct llm_engine *e, struct omni_buf *out)
     }
     omni_buf_addf(out,
                   "},\"cache\":{\"state\":\"%s\",\"hits\":%llu,"
-                  "\"misses\":%llu,\"unavailable\":%llu,\"stores\":%llu}}",
+                  "\"misses\":%llu,\"unavailable\":%llu,\"stores\":%llu}",
                   e->cache ? llm_cache_state_name(e->cache) : "off",
                   (unsigned long long)s->cache_hits,
                   (unsigned long long)s->cache_misses,
                   (unsigned long long)s->cache_unavailable,
                   (unsigned long long)s->cache_stores);
+    omni_buf_addf(
+        out,
+        ",\"tools\":{\"loops\":%llu,\"turns\":%llu,"
+        "\"calls\":%llu,\"errors\":%llu,\"limits\":%llu},"
+        "\"rag\":{\"chats\":%llu,\"errors\":%llu},"
+        "\"semantic_cache\":{\"hits\":%llu,\"misses\":%llu,"
+        "\"unavailable\":%llu,\"stores\":%llu}}",
+        (unsigned long long)s->tool_loops, (unsigned long long)s->tool_turns,
+        (unsigned long long)s->tool_calls, (unsigned long long)s->tool_errors,
+        (unsigned long long)s->tool_limits, (unsigned long long)s->rag_chats,
+        (unsigned long long)s->rag_errors, (unsigned long long)s->sem_hits,
+        (unsigned long long)s->sem_misses,
+        (unsigned long long)s->sem_unavailable,
+        (unsigned long long)s->sem_stores);
 }

@@ -31,6 +31,10 @@ struct llm_stats {
     uint64_t upstream_errors[LLM_STATUS_MAX];
     uint64_t timeouts;
     uint64_t cache_hits, cache_misses, cache_unavailable, cache_stores;
+    /* llm_aug.c: MCP tool loops, RAG chats, the semantic cache */
+    uint64_t tool_loops, tool_turns, tool_calls, tool_errors, tool_limits;
+    uint64_t rag_chats, rag_errors;
+    uint64_t sem_hits, sem_misses, sem_unavailable, sem_stores;
     uint64_t latency_us_sum, latency_count;
 };
 
@@ -69,6 +73,11 @@ void llm_stats_json(struct llm_engine *e, struct omni_buf *out);
 
 /* Operations (llm_call.c, llm_models.c); they take the request. */
 void llm_chat_start(struct llm_engine *e, struct omni_wreq *r, bool embed);
+/* Does the chat body req name MCP tools, a RAG collection or the
+ * semantic cache? */
+bool llm_aug_wanted(json_t *req);
+/* Serve such a chat (llm_aug.c); takes r and req (the parsed body). */
+void llm_aug_start(struct llm_engine *e, struct omni_wreq *r, json_t *req);
 void llm_models_start(struct llm_engine *e, struct omni_wreq *r);
 
 /* Bookkeeping shared by the operations (llm.c). */
