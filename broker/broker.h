@@ -76,6 +76,8 @@ struct omni_bworker {
     pid_t pid;      /* from READY; 0 if unknown */
     int64_t expiry; /* dead if silent past this */
     bool dead;
+    char *stats; /* latest STATS JSON object, or NULL */
+    size_t stats_len;
 };
 
 /* ---- router.c: the routing core ---- */
@@ -183,6 +185,10 @@ void omni_workers_disconnect_all(struct omni_workers *ws);
 /* Free the workers the router declared dead. */
 void omni_workers_reap(struct omni_workers *ws);
 size_t omni_workers_count(const struct omni_workers *ws);
+/* Append ,"worker":{...} to out: the latest STATS of s's live workers,
+ * numbers summed member by member (nothing when none sent any). */
+void omni_workers_stats(const struct omni_workers *ws,
+                        const struct omni_service *s, struct omni_buf *out);
 /* Router ops (arg: the broker). */
 int omni_workers_send_op(void *arg, struct omni_bworker *w,
                          enum omni_wire_cmd cmd, uint64_t key, const void *hdr,

@@ -80,10 +80,13 @@ void omni_stats_json(struct omni_broker *b, struct omni_buf *out)
                       ",\"in_flight\":%zu,\"queued\":%zu,\"requests\":%" PRIu64
                       ",\"errors\":%" PRIu64 ",\"worker_lost\":%" PRIu64
                       ",\"overloaded\":%" PRIu64 ",\"timeouts\":%" PRIu64
-                      ",\"restarts\":%" PRIu64 "}",
+                      ",\"restarts\":%" PRIu64,
                       workers, s->ready, s->capacity, s->in_flight, s->queued,
                       s->requests, s->errors, s->worker_lost, s->overloaded,
                       s->timeouts, s->restarts);
+        if (b->workers)
+            omni_workers_stats(b->workers, s, out);
+        omni_buf_addch(out, '}');
     }
     omni_buf_adds(out, "}}");
 }

@@ -12,6 +12,8 @@
  */
 #include "broker.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -95,6 +97,53 @@ size_t omni_workers_count(const struct omni_workers *ws)
     return ws->count;
 }
 
+/* Add the numbers of src into acc, member by member, recursing into
+ * objects; other values keep the first worker's. */
+static void sum_into(json_t *acc, json_t *src)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(src, k, v)
+    {
+        json_t *a = json_object_get(acc, k);
+        if (!a)
+            json_object_set(acc, k, v);
+        else if (json_is_object(a) && json_is_object(v))
+            sum_into(a, v);
+        else if (json_is_integer(a) && json_is_integer(v))
+            json_integer_set(a, json_integer_value(a) + json_integer_value(v));
+        else if (json_is_number(a) && json_is_number(v))
+            json_object_set_new(acc, k,
+                                json_real(json_number_value(a) +
+                                          json_number_value(v)));
+    }
+}
+
+void omni_workers_stats(const struct omni_workers *ws,
+                        const struct omni_service *s, struct omni_buf *out)
+{
+    json_t *acc = NULL;
+    for (struct omni_bworker *w = ws->head; w; w = w->next) {
+        if (w->dead || w->svc != s || !w->stats)
+            continue;
+        json_t *j = json_loadb(w->stats, w->stats_len, 0, NULL);
+        if (json_is_object(j)) {
+            json_object_del(j, "pid");
+            if (!acc)
+                acc = json_deep_copy(j);
+            else
+                sum_into(acc, j);
+        }
+        json_decref(j);
+    }
+    if (!acc)
+        return;
+    char *text = json_dumps(acc, JSON_COMPACT);
+    omni_buf_addf(out, ",\"worker\":%s", text);
+    free(text);
+    json_decref(acc);
+}
+
 /* Declare w dead.  disconnect: tell it so; kill: SIGKILL it if it is
  * our child (it is stuck or broken, and a replacement should start). */
 static void lose(struct omni_workers *ws, struct omni_bworker *w,
@@ -139,6 +188,7 @@ void omni_workers_reap(struct omni_workers *ws)
     while (ws->graveyard) {
         struct omni_bworker *w = ws->graveyard;
         ws->graveyard = w->next;
+        omni_free(w->stats);
         omni_free(w->ident);
         omni_free(w);
     }
@@ -276,6 +326,12 @@ void omni_workers_command(struct omni_workers *ws, struct omni_wire_msg *m,
             ready(ws, m);
         break;
     case OMNI_W_HEARTBEAT: break;
+    case OMNI_W_STATS:
+        p = omni_wire_part(m, 0, &n);
+        omni_free(w->stats);
+        w->stats = omni_strndup(p, n);
+        w->stats_len = n;
+        break;
     case OMNI_W_PARTIAL:
         p = omni_wire_part(m, 0, &n);
         omni_router_partial(ws->b->router, w, m->key, p, n);
@@ -403,6 +459,7 @@ void omni_workers_free(struct omni_workers *ws)
     while (ws->head) {
         struct omni_bworker *w = ws->head;
         ws->head = w->next;
+        omni_free(w->stats);
         omni_free(w->ident);
         omni_free(w);
     }

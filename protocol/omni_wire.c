@@ -18,6 +18,7 @@ static int parts_for(enum omni_wire_cmd cmd, bool *keyed)
     case OMNI_W_FINAL: return 2;
     case OMNI_W_ERROR: return 2;
     case OMNI_W_CANCEL: return 1;
+    case OMNI_W_STATS: *keyed = false; return 1;
     case OMNI_W_HEARTBEAT: *keyed = false; return 0;
     case OMNI_W_DISCONNECT: *keyed = false; return 0;
     }
@@ -134,9 +135,9 @@ const void *omni_wire_part(struct omni_wire_msg *m, int i, size_t *len)
 }
 
 enum omni_err omni_wire_send(void *sock, const void *ident, size_t ident_len,
-                             enum omni_wire_cmd cmd, bool has_key,
-                             uint64_t key, const void *a, size_t alen,
-                             const void *b, size_t blen, zmq_msg_t *move_b)
+                             enum omni_wire_cmd cmd, bool has_key, uint64_t key,
+                             const void *a, size_t alen, const void *b,
+                             size_t blen, zmq_msg_t *move_b)
 {
     uint8_t c = (uint8_t)cmd;
     uint8_t k[8];

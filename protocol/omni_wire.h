@@ -16,6 +16,8 @@
  *   ERROR      W->B  key, map{t:"error", code, status, message,
  *                    retry_after_ms}
  *   CANCEL     B->W  key
+ *   STATS      W->B  JSON object of the worker's counters (every heartbeat
+ *                    interval, when the worker kind has any)
  *   HEARTBEAT  both  (nothing)
  *   DISCONNECT both  (nothing)
  *
@@ -33,7 +35,7 @@
 
 #include "omni_err.h"
 
-#define OMNI_WIRE_SIG "OMNIW1"
+#define OMNI_WIRE_SIG     "OMNIW1"
 #define OMNI_WIRE_SIG_LEN 6
 
 enum omni_wire_cmd {
@@ -45,6 +47,7 @@ enum omni_wire_cmd {
     OMNI_W_DISCONNECT = 6,
     OMNI_W_CANCEL = 7,
     OMNI_W_ERROR = 8,
+    OMNI_W_STATS = 9,
 };
 
 #define OMNI_WIRE_MAX_PARTS 3
@@ -81,8 +84,8 @@ const void *omni_wire_part(struct omni_wire_msg *m, int i, size_t *len);
  * returns OMNI_E_IO with errno set (EHOSTUNREACH for a gone peer under
  * ZMQ_ROUTER_MANDATORY, EAGAIN at the high-water mark). */
 enum omni_err omni_wire_send(void *sock, const void *ident, size_t ident_len,
-                             enum omni_wire_cmd cmd, bool has_key,
-                             uint64_t key, const void *a, size_t alen,
-                             const void *b, size_t blen, zmq_msg_t *move_b);
+                             enum omni_wire_cmd cmd, bool has_key, uint64_t key,
+                             const void *a, size_t alen, const void *b,
+                             size_t blen, zmq_msg_t *move_b);
 
 #endif

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """lambda_emu - an emulator of one AWS Lambda execution environment:
 the Runtime API (2018-06-01) and the Extensions API (2020-01-01), with
-the lifecycle the Lambda docs describe (see docs/lambda.md and
-shared/design/reference/LAMBDA.md), for Omni's tests.  Python 3 stdlib.
+the lifecycle the Lambda docs describe (see deployment/lambda/README.md
+and shared/design/reference/LAMBDA.md), for Omni's tests; stdlib only.
 
     lambda_emu.py --opt DIR --task DIR [--port 0] [--timeout S]
                   [--init-timeout S] [--runtime-first] [--handler NAME]

@@ -73,6 +73,7 @@ static int on_input(void *arg)
     case OMNI_W_PARTIAL:
     case OMNI_W_FINAL:
     case OMNI_W_ERROR:
+    case OMNI_W_STATS:
         omni_warn("worker: ignored unexpected command %d from the broker",
                   (int)m.cmd);
         break;
@@ -308,8 +309,21 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* A heartbeat queued behind refused sends would prove nothing. */
-    if (!w->wq && now - w->last_send >= w->hb_ms / 2)
+    if (w->wq)
+        return;
+    if (w->def->stats) {
+        /* The counters travel once per interval and serve as the
+         * heartbeat; the broker keeps the latest for "omni stats". */
+        struct omni_buf b = OMNI_BUF_INIT;
+        omni_buf_addf(&b, "{\"pid\":%d,\"in_flight\":%zu", (int)getpid(),
+                      omni_worker_in_flight(w));
+        w->def->stats(w, &b);
+        omni_buf_addch(&b, '}');
+        omni_wlink_send(w, OMNI_W_STATS, false, 0, b.data, b.len, NULL, 0);
+        omni_buf_release(&b);
+    } else if (now - w->last_send >= w->hb_ms / 2) {
         omni_wlink_send(w, OMNI_W_HEARTBEAT, false, 0, NULL, 0, NULL, 0);
+    }
 }
 
 int omni_wlink_init(struct omni_worker *w, char err[OMNI_ERR_LEN])
