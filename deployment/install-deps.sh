@@ -19,7 +19,8 @@ PKGS=(
     libmicrohttpd-dev libssl-dev libpoppler-glib-dev libyaml-dev python3-yaml
     redis-server nginx-light python3 python3-msgpack curl
     clang libclang-rt-14-dev clang-format clang-tidy cppcheck valgrind
-    gcovr zip unzip binutils file
+    gcovr zip unzip binutils file wrk libnginx-mod-http-echo
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -170,13 +170,16 @@ static void test_spawn_and_throttle(void)
     fclose(sf);
     long long gap = (ns[3] - ns[2]) / 1000000,
               first = (ns[1] - ns[0]) / 1000000;
-    if (gap < 600 || first < 20)
+    /* libevent schedules from the time cached at the top of the loop
+     * pass, so a timer may fire a millisecond or two early measured by
+     * the wall clock of the children: allow that much. */
+    if (gap < 590 || first < 17)
         fprintf(stderr,
-                "\nstart gaps: got %lld and %lld ms, want >= 20 "
-                "and >= 600\n",
+                "\nstart gaps: got %lld and %lld ms, want >= 17 "
+                "and >= 590\n",
                 first, gap);
-    CU_ASSERT(gap >= 600);
-    CU_ASSERT(first >= 20);
+    CU_ASSERT(gap >= 590);
+    CU_ASSERT(first >= 17);
 
     FILE *f = fopen(envf, "r");
     char line[512] = "";
