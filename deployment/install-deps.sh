@@ -16,7 +16,8 @@ PKGS=(
     build-essential pkg-config git ca-certificates
     libzmq3-dev libmsgpack-dev libcurl4-openssl-dev libhiredis-dev
     libjemalloc-dev libcunit1-dev libjansson-dev libevent-dev
-    libmicrohttpd-dev libssl-dev libpoppler-glib-dev libyaml-dev python3-yaml
+    libmicrohttpd-dev libssl-dev libpoppler-glib-dev libstemmer-dev
+    libyaml-dev python3-yaml
     redis-server nginx-light python3 python3-msgpack curl
     clang libclang-rt-14-dev clang-format clang-tidy cppcheck valgrind
     gcovr zip unzip binutils file wrk libnginx-mod-http-echo

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# t4050 - rag with rag.embedder=provider/model: chunks and queries are
+# embedded by the llm service's embeddings op (the provider emulator
+# behind it), the collection records that embedder and its dimension,
+# and a worker with the local embedder refuses the collection.
+. "$(dirname "$0")/lib.sh"
+command -v node >/dev/null || skip "node is not installed"
+export OMNI_SERVICES=llm,rag
+omni_setup
+start_redis
+
+node tests/fakes/provider.js --port 0 >"$OMNI_TEST_DIR/fake.out" 2>&1 &
+omni_track $!
+for ((i = 0; i < 100; i++)); do
+    grep -q '^listening' "$OMNI_TEST_DIR/fake.out" && break
+    sleep 0.1
+done
+FAKE=$(awk '/^listening/{print $2}' "$OMNI_TEST_DIR/fake.out")
+[ -n "$FAKE" ] || fail "the provider emulator did not start"
+export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1 OPENAI_API_KEY=sk-test
+export OMNI_RAG_EMBEDDER=openai/text-embedding-3-small
+omni_start_broker
+omni_wait_ready 20 || fail "broker not ready"
+
+rag() { "$OMNI_BIN/omni" call rag "$@"; }
+py() { /usr/bin/python3 -c "import json, sys
+j = json.load(sys.stdin)
+$1"; }
+
+dim=$("$OMNI_BIN/omni" call llm embeddings '{"model":"openai/text-embedding-3-small","input":"x"}' |
+    py 'print(len(j["data"][0]["embedding"]))') || fail "llm embeddings failed"
+
+docs=""
+for i in $(seq 1 70); do
+    docs+="${docs:+,}{\"id\":\"p$i\",\"text\":\"Paragraph $i mentions keyword$i.\"}"
+done
+out=$(rag ingest "{\"collection\":\"prov\",\"documents\":[$docs]}") ||
+    fail "ingest through the provider failed: $out"
+echo "$out" | py 'assert len(j["ingested"]) == 70 and j["chunks"] == 70, j' ||
+    fail "ingest reply: $out"
+rag list '{"collection":"prov"}' | py 'assert j["embedder"] == "openai/text-embedding-3-small", j
+assert j["dim"] == '"$dim"', j' || fail "collection does not record the embedder"
+out=$(rag query '{"collection":"prov","query":"keyword42","top_k":3}') ||
+    fail "hybrid query failed: $out"
+echo "$out" | py 'assert j["results"][0]["document_id"] == "p42", j' ||
+    fail "hybrid query: $out"
+out=$(rag query '{"collection":"prov","query":"keyword7","mode":"vector","top_k":70}') ||
+    fail "vector query failed: $out"
+echo "$out" | py 'assert len(j["results"]) == 70, j' || fail "vector query: $out"
+[ "$(redis-cli -u "$OMNI_REDIS_URL" hget 'omni:{rag:prov}:meta' dim)" = "$dim" ] ||
+    fail "redis meta dim"
+omni_stop || fail "broker exit status $?"
+
+# The same collection under a worker that embeds locally: refused.
+export OMNI_RAG_EMBEDDER=local OMNI_SERVICES=rag
+omni_start_broker
+omni_wait_ready 20 || fail "broker not ready"
+for ((i = 0; i < 50; i++)); do
+    rag list '{}' 2>/dev/null | grep -q '"prov"' && break
+    sleep 0.1
+done
+out=$(rag ingest '{"collection":"prov","documents":[{"id":"x","text":"local"}]}' 2>&1) &&
+    fail "mixed embedders accepted: $out"
+[[ "$out" == *"BAD_REQUEST: dimension mismatch: collection 'prov' holds $dim-dimension vectors from embedder 'openai/text-embedding-3-small', this worker embeds with 'local'"* ]] ||
+    fail "mismatch message: $out"
+out=$(rag query '{"collection":"prov","query":"keyword42","mode":"bm25","top_k":1}') ||
+    fail "bm25 query needs no embedder: $out"
+echo "$out" | py 'assert j["results"][0]["document_id"] == "p42", j' || fail "bm25: $out"
+omni_stop || fail "broker exit status $?"
+omni_check_log
+echo "ok"
