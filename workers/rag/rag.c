@@ -281,17 +281,17 @@ static bool ready(struct job *j, bool write)
 
 static void ingest_reply(struct job *j)
 {
-    json_t *ing = json_array();
-    size_t chunks = 0;
-    for (size_t i = 0; i < j->np; i++) {
-        json_array_append_new(ing, json_string(j->preps[i]->id));
-        chunks += j->preps[i]->nchunks;
-    }
     if (j->kind == J_SEMPUT) {
         reply_json(j,
                    json_pack("{s:s, s:b}", "namespace",
                              j->coll + strlen(SEMCACHE_PREFIX), "stored", 1));
         return;
+    }
+    json_t *ing = json_array();
+    size_t chunks = 0;
+    for (size_t i = 0; i < j->np; i++) {
+        json_array_append_new(ing, json_string(j->preps[i]->id));
+        chunks += j->preps[i]->nchunks;
     }
     reply_json(j, json_pack("{s:s, s:o, s:O, s:I}", "collection", j->coll,
                             "ingested", ing, "unchanged", j->unchanged,

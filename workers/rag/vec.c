@@ -20,7 +20,15 @@ typedef float v8f __attribute__((vector_size(32)));
  * a function would depend on the AVX ABI). */
 #define LOAD8(v, p) memcpy(&(v), (p), sizeof(v8f))
 
-__attribute__((target_clones("avx2,default"))) float
+/* On x86-64 the loops get an AVX2 clone picked at load time; elsewhere
+ * (arm64 in Lambda) the compiler's own vector lowering is used. */
+#if defined(__x86_64__)
+#define VEC_CLONES __attribute__((target_clones("avx2,default")))
+#else
+#define VEC_CLONES
+#endif
+
+VEC_CLONES float
 omni_vec_dot(const float *a, const float *b, uint32_t dim)
 {
     v8f acc0 = {0}, acc1 = {0};
@@ -48,7 +56,7 @@ omni_vec_dot(const float *a, const float *b, uint32_t dim)
     return s;
 }
 
-__attribute__((target_clones("avx2,default"))) float
+VEC_CLONES float
 omni_vec_l2sq(const float *a, const float *b, uint32_t dim)
 {
     v8f acc0 = {0}, acc1 = {0};
