@@ -15,11 +15,11 @@
 #include "omni_buf.h"
 
 struct llm_sse_event {
-    const char *event;   /* "message" when the stream named none */
+    const char *event; /* "message" when the stream named none */
     size_t event_len;
-    const char *data;    /* NUL-terminated; may contain '\n' */
+    const char *data; /* NUL-terminated; may contain '\n' */
     size_t data_len;
-    const char *id;      /* last event id, "" if none; NUL-terminated */
+    const char *id; /* last event id, "" if none; NUL-terminated */
 };
 
 /* Called once per event; the event is borrowed for the call.  Return 0
@@ -27,12 +27,12 @@ struct llm_sse_event {
 typedef int (*llm_sse_cb)(const struct llm_sse_event *ev, void *arg);
 
 struct llm_sse {
-    struct omni_buf line;   /* the incomplete current line */
-    struct omni_buf event;  /* event field of the event being built */
-    struct omni_buf data;   /* data of the event being built */
+    struct omni_buf line;  /* the incomplete current line */
+    struct omni_buf event; /* event field of the event being built */
+    struct omni_buf data;  /* data of the event being built */
     struct omni_buf id;
-    int state;              /* parser state bits (BOM, pending CR, data) */
-    size_t max_event;       /* limit on one event's size */
+    int state;        /* parser state bits (BOM, pending CR, data) */
+    size_t max_event; /* limit on one event's size */
 };
 
 /* max_event: largest line or event accepted (bytes); beyond it feed

@@ -28,8 +28,7 @@ typedef float v8f __attribute__((vector_size(32)));
 #define VEC_CLONES
 #endif
 
-VEC_CLONES float
-omni_vec_dot(const float *a, const float *b, uint32_t dim)
+VEC_CLONES float omni_vec_dot(const float *a, const float *b, uint32_t dim)
 {
     v8f acc0 = {0}, acc1 = {0};
     uint32_t i = 0;
@@ -56,8 +55,7 @@ omni_vec_dot(const float *a, const float *b, uint32_t dim)
     return s;
 }
 
-VEC_CLONES float
-omni_vec_l2sq(const float *a, const float *b, uint32_t dim)
+VEC_CLONES float omni_vec_l2sq(const float *a, const float *b, uint32_t dim)
 {
     v8f acc0 = {0}, acc1 = {0};
     uint32_t i = 0;

@@ -26,28 +26,28 @@
 /* Where a request goes: resolved from a "provider/model" name. */
 struct llm_target {
     const struct llm_provider *prov;
-    const char *name;      /* provider name as configured: "openai", "groq" */
-    const char *model;     /* upstream model id, "gpt-4o-mini" */
-    const char *base_url;  /* "https://api.openai.com/v1" (no trailing /) */
-    const char *api_key;   /* may be "" for keyless local servers */
-    const char *version;   /* anthropic-version, or NULL */
+    const char *name;     /* provider name as configured: "openai", "groq" */
+    const char *model;    /* upstream model id, "gpt-4o-mini" */
+    const char *base_url; /* "https://api.openai.com/v1" (no trailing /) */
+    const char *api_key;  /* may be "" for keyless local servers */
+    const char *version;  /* anthropic-version, or NULL */
 };
 
 /* An upstream HTTP request, built by a provider. */
 struct llm_http_req {
-    char *url;                   /* owned */
-    struct curl_slist *headers;  /* owned */
-    char *body;                  /* owned, NULL for GET */
+    char *url;                  /* owned */
+    struct curl_slist *headers; /* owned */
+    char *body;                 /* owned, NULL for GET */
     size_t body_len;
 };
 void llm_http_req_release(struct llm_http_req *r);
 
 /* An upstream failure mapped onto the error vocabulary. */
 struct llm_error {
-    enum omni_err code;        /* UPSTREAM, RATE_LIMITED, TIMEOUT, ... */
-    int status;                /* upstream HTTP status, 0 if none */
-    uint32_t retry_after_ms;   /* from retry-after-ms / retry-after */
-    bool retryable;            /* 429, 5xx, 529, connection errors */
+    enum omni_err code;      /* UPSTREAM, RATE_LIMITED, TIMEOUT, ... */
+    int status;              /* upstream HTTP status, 0 if none */
+    uint32_t retry_after_ms; /* from retry-after-ms / retry-after */
+    bool retryable;          /* 429, 5xx, 529, connection errors */
     char message[OMNI_ERR_LEN];
 };
 
@@ -57,13 +57,13 @@ struct llm_stream;
 typedef void (*llm_chunk_cb)(json_t *chunk, void *arg);
 
 enum llm_stream_rc {
-    LLM_STREAM_MORE = 0,  /* go on feeding */
-    LLM_STREAM_DONE,      /* the upstream said the stream is complete */
-    LLM_STREAM_ERROR,     /* an error event: err is filled */
+    LLM_STREAM_MORE = 0, /* go on feeding */
+    LLM_STREAM_DONE,     /* the upstream said the stream is complete */
+    LLM_STREAM_ERROR,    /* an error event: err is filled */
 };
 
 struct llm_provider {
-    const char *name;   /* "openai", "anthropic" */
+    const char *name; /* "openai", "anthropic" */
 
     enum omni_err (*build_chat)(const struct llm_target *t, json_t *req,
                                 bool stream, struct llm_http_req *out,
@@ -73,8 +73,7 @@ struct llm_provider {
     json_t *(*parse_chat)(const struct llm_target *t, const char *body,
                           size_t len, char err[OMNI_ERR_LEN]);
 
-    struct llm_stream *(*stream_new)(const struct llm_target *t,
-                                     json_t *req);
+    struct llm_stream *(*stream_new)(const struct llm_target *t, json_t *req);
     /* One SSE event of a streamed reply: emits zero or more chunks. */
     enum llm_stream_rc (*stream_event)(struct llm_stream *s,
                                        const struct llm_sse_event *ev,
@@ -101,11 +100,11 @@ struct llm_provider {
     /* Map an HTTP error reply.  retry_after / retry_after_ms are the
      * header values or NULL. */
     void (*map_error)(int status, const char *retry_after,
-                      const char *retry_after_ms, const char *body,
-                      size_t len, struct llm_error *out);
+                      const char *retry_after_ms, const char *body, size_t len,
+                      struct llm_error *out);
 };
 
-extern const struct llm_provider llm_openai;     /* also OpenAI-compatible */
+extern const struct llm_provider llm_openai; /* also OpenAI-compatible */
 extern const struct llm_provider llm_anthropic;
 
 /* Parse retry-after-ms or retry-after (seconds or an HTTP date) into ms;
