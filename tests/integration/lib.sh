@@ -56,7 +56,15 @@ _omni_cleanup() {
     # Quiet from here: bash reports each killed job on stderr.
     exec 2>/dev/null
     if [ -n "$OMNI_BROKER_PID" ] && kill -0 "$OMNI_BROKER_PID"; then
-        _omni_kill_tree "$OMNI_BROKER_PID"
+        # A broker still up gets the graceful drain first (its workers
+        # then exit normally and write their coverage data), and the
+        # axe only if it does not finish within 3 s.
+        kill -TERM "$OMNI_BROKER_PID"
+        for _ in $(seq 30); do
+            kill -0 "$OMNI_BROKER_PID" || break
+            sleep 0.1
+        done
+        kill -0 "$OMNI_BROKER_PID" && _omni_kill_tree "$OMNI_BROKER_PID"
     fi
     for p in "${OMNI_PIDS[@]}"; do
         kill -0 "$p" && _omni_kill_tree "$p"
