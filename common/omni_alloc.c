@@ -3,6 +3,7 @@
  */
 #include "omni_alloc.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +24,12 @@ void *omni_malloc(size_t n)
 
 void *omni_calloc(size_t count, size_t size)
 {
-    void *p = calloc(count ? count : 1, size ? size : 1);
+    count = count ? count : 1;
+    size = size ? size : 1;
+    void *p = calloc(count, size);
+    /* calloc refuses a product that overflows: report it as SIZE_MAX. */
     if (!p)
-        oom(count * size);
+        oom(count > SIZE_MAX / size ? SIZE_MAX : count * size);
     return p;
 }
 

@@ -21,7 +21,10 @@ struct omni_buf {
 };
 
 extern char omni_buf_empty[];
-#define OMNI_BUF_INIT {omni_buf_empty, 0, 0}
+#define OMNI_BUF_INIT                                                          \
+    {                                                                          \
+        omni_buf_empty, 0, 0                                                   \
+    }
 
 void omni_buf_init(struct omni_buf *b);
 void omni_buf_release(struct omni_buf *b);

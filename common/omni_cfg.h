@@ -25,11 +25,11 @@ enum omni_cfg_type { OMNI_CFG_STR, OMNI_CFG_INT, OMNI_CFG_BOOL };
 #define OMNI_CFG_SENSITIVE 0x1
 
 struct omni_cfg_def {
-    const char *name;  /* "broker.queue_max" */
-    const char *env;   /* "OMNI_QUEUE_MAX" */
+    const char *name; /* "broker.queue_max" */
+    const char *env;  /* "OMNI_QUEUE_MAX" */
     enum omni_cfg_type type;
-    const char *def;   /* default, as text */
-    long min, max;     /* bounds for INT */
+    const char *def; /* default, as text */
+    long min, max;   /* bounds for INT */
     unsigned flags;
     const char *help;
 };

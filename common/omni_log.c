@@ -17,7 +17,7 @@
 
 #include "omni_alloc.h"
 
-#define REDACTED "(redacted)"
+#define REDACTED    "(redacted)"
 #define MAX_SECRETS 64
 
 static const char *prog_name = "omni";
@@ -27,14 +27,13 @@ static int log_fd = 2;
 static char *secrets[MAX_SECRETS];
 static size_t nsecrets;
 
-static const char *const level_names[] = {"debug", "info", "warning",
-                                          "error"};
+static const char *const level_names[] = {"debug", "info", "warning", "error"};
 
 /* The standard variables that hold credentials, masked from the start. */
 static const char *const secret_vars[] = {
-    "OPENAI_API_KEY",      "ANTHROPIC_API_KEY",     "GEMINI_API_KEY",
+    "OPENAI_API_KEY",       "ANTHROPIC_API_KEY",     "GEMINI_API_KEY",
     "AZURE_OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_ACCESS_KEY_ID",   "OMNI_CLIENT_KEYS",      "OMNI_REDIS_URL",
+    "AWS_ACCESS_KEY_ID",    "OMNI_CLIENT_KEYS",      "OMNI_REDIS_URL",
 };
 
 void omni_log_init(const char *prog)
@@ -153,8 +152,9 @@ static bool iprefix(const char *p, const char *word)
 static void redact_shapes(struct omni_buf *b)
 {
     static const char *const labels[] = {
-        "x-api-key", "api-key", "api_key", "apikey", "authorization",
-        "x-amz-security-token", "secret", "password", "token",
+        "x-api-key", "api-key",       "api_key",
+        "apikey",    "authorization", "x-amz-security-token",
+        "secret",    "password",      "token",
     };
     for (size_t i = 0; i < b->len; i++) {
         char *p = b->data + i;
@@ -182,8 +182,8 @@ static void redact_shapes(struct omni_buf *b)
              * such as "unexpected token near" is left alone. */
             size_t j = ln;
             bool assign = false;
-            while (p[j] == '"' || p[j] == '\'' || p[j] == ':' ||
-                   p[j] == '=' || p[j] == ' ') {
+            while (p[j] == '"' || p[j] == '\'' || p[j] == ':' || p[j] == '=' ||
+                   p[j] == ' ') {
                 assign |= p[j] == ':' || p[j] == '=';
                 j++;
             }

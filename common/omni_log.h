@@ -40,8 +40,8 @@ void omni_log_set_fd(int fd);
 void omni_log(enum omni_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 #define omni_debug(...) omni_log(OMNI_LOG_DEBUG, __VA_ARGS__)
-#define omni_info(...) omni_log(OMNI_LOG_INFO, __VA_ARGS__)
-#define omni_warn(...) omni_log(OMNI_LOG_WARN, __VA_ARGS__)
+#define omni_info(...)  omni_log(OMNI_LOG_INFO, __VA_ARGS__)
+#define omni_warn(...)  omni_log(OMNI_LOG_WARN, __VA_ARGS__)
 #define omni_error(...) omni_log(OMNI_LOG_ERROR, __VA_ARGS__)
 /* Log at error level and exit(1): start-up and configuration only. */
 void omni_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)))

@@ -55,14 +55,24 @@ enum omni_err omni_frame_peek(const void *buf, size_t len, size_t max_frame,
 /* ------------------------------------------------------------------ */
 /* The reader.                                                         */
 
-enum kind { K_NIL, K_BOOL, K_UINT, K_INT, K_FLOAT, K_STR, K_BIN, K_ARRAY,
-            K_MAP, K_EXT };
+enum kind {
+    K_NIL,
+    K_BOOL,
+    K_UINT,
+    K_INT,
+    K_FLOAT,
+    K_STR,
+    K_BIN,
+    K_ARRAY,
+    K_MAP,
+    K_EXT
+};
 
 struct item {
     enum kind kind;
-    uint64_t u;        /* uint value, bool, or count for array/map */
+    uint64_t u; /* uint value, bool, or count for array/map */
     int64_t i;
-    const char *p;     /* str, bin, ext payload */
+    const char *p; /* str, bin, ext payload */
     size_t n;
 };
 
@@ -71,15 +81,16 @@ struct reader {
 };
 
 /* Read one item header at r->p (not the contents of arrays or maps).
- * Returns 0, or -1 when the bytes are truncated or invalid. */
+ * Returns 0, or -1 when the bytes are truncated or invalid; *it is
+ * always written (a nil item on failure). */
 static int head(struct reader *r, struct item *it)
 {
+    memset(it, 0, sizeof *it);
     if (r->p >= r->end)
         return -1;
     uint8_t b = *r->p++;
     size_t avail = (size_t)(r->end - r->p);
-    int w = 0;           /* width of a following length or value */
-    memset(it, 0, sizeof *it);
+    int w = 0; /* width of a following length or value */
     if (b <= 0x7f) {
         it->kind = K_UINT;
         it->u = b;
@@ -87,7 +98,7 @@ static int head(struct reader *r, struct item *it)
     }
     if (b >= 0xe0) {
         it->kind = K_INT;
-        it->i = (int8_t)b;
+        it->i = (int64_t)b - 256; /* negative fixint: -32..-1 */
         return 0;
     }
     if ((b & 0xf0) == 0x80) {
@@ -107,14 +118,35 @@ static int head(struct reader *r, struct item *it)
     }
     switch (b) {
     case 0xc0: it->kind = K_NIL; return 0;
-    case 0xc2: case 0xc3: it->kind = K_BOOL; it->u = b == 0xc3; return 0;
-    case 0xc4: case 0xc5: case 0xc6:
-        it->kind = K_BIN; w = 1 << (b - 0xc4); break;
-    case 0xc7: case 0xc8: case 0xc9:
-        it->kind = K_EXT; w = 1 << (b - 0xc7); break;
-    case 0xca: it->kind = K_FLOAT; it->n = 4; goto fixed;
-    case 0xcb: it->kind = K_FLOAT; it->n = 8; goto fixed;
-    case 0xcc: case 0xcd: case 0xce: case 0xcf:
+    case 0xc2:
+    case 0xc3:
+        it->kind = K_BOOL;
+        it->u = b == 0xc3;
+        return 0;
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+        it->kind = K_BIN;
+        w = 1 << (b - 0xc4);
+        break;
+    case 0xc7:
+    case 0xc8:
+    case 0xc9:
+        it->kind = K_EXT;
+        w = 1 << (b - 0xc7);
+        break;
+    case 0xca:
+        it->kind = K_FLOAT;
+        it->n = 4;
+        goto fixed;
+    case 0xcb:
+        it->kind = K_FLOAT;
+        it->n = 8;
+        goto fixed;
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
         w = 1 << (b - 0xcc);
         if (avail < (size_t)w)
             return -1;
@@ -122,7 +154,10 @@ static int head(struct reader *r, struct item *it)
         it->u = be(r->p, w);
         r->p += w;
         return 0;
-    case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
         w = 1 << (b - 0xd0);
         if (avail < (size_t)w)
             return -1;
@@ -133,13 +168,22 @@ static int head(struct reader *r, struct item *it)
         r->p += w;
         return 0;
     }
-    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
         it->kind = K_EXT;
         it->n = (size_t)1 + ((size_t)1 << (b - 0xd4));
         goto payload;
-    case 0xd9: case 0xda: case 0xdb:
-        it->kind = K_STR; w = 1 << (b - 0xd9); break;
-    case 0xdc: case 0xdd:
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
+        it->kind = K_STR;
+        w = 1 << (b - 0xd9);
+        break;
+    case 0xdc:
+    case 0xdd:
         w = 2 << (b - 0xdc);
         if (avail < (size_t)w)
             return -1;
@@ -147,7 +191,8 @@ static int head(struct reader *r, struct item *it)
         it->u = be(r->p, w);
         r->p += w;
         return 0;
-    case 0xde: case 0xdf:
+    case 0xde:
+    case 0xdf:
         w = 2 << (b - 0xde);
         if (avail < (size_t)w)
             return -1;
@@ -155,8 +200,7 @@ static int head(struct reader *r, struct item *it)
         it->u = be(r->p, w);
         r->p += w;
         return 0;
-    default:
-        return -1;   /* 0xc1 is never used */
+    default: return -1; /* 0xc1 is never used */
     }
     /* Length-prefixed payload: str, bin, ext. */
     if (avail < (size_t)w)
@@ -164,7 +208,7 @@ static int head(struct reader *r, struct item *it)
     it->n = (size_t)be(r->p, w);
     r->p += w;
     if (it->kind == K_EXT)
-        it->n += 1;  /* the type byte */
+        it->n += 1; /* the type byte */
     goto payload;
 fixed:
 payload:
@@ -238,9 +282,8 @@ static const char *const type_names[] = {"none",  "req",    "chunk", "final",
 
 const char *omni_msg_type_name(enum omni_msg_type t)
 {
-    return (unsigned)t < sizeof type_names / sizeof *type_names
-               ? type_names[t]
-               : "none";
+    return (unsigned)t < sizeof type_names / sizeof *type_names ? type_names[t]
+                                                                : "none";
 }
 
 static enum omni_err want(char err[OMNI_ERR_LEN], const char *field,
@@ -257,20 +300,20 @@ static enum omni_err field(struct omni_msg *m, struct omni_str key,
     char wire[24];
     snprintf(wire, sizeof wire, "%.*s", (int)(key.n < 20 ? key.n : 20), key.p);
 #define KEY(s) omni_str_eq(key, s)
-#define UINT(dst, max)                                                    \
-    do {                                                                  \
-        if (v->kind != K_UINT || v->u > (max))                            \
-            return want(err, wire, "unsigned integer in range");          \
-        m->dst = (__typeof__(m->dst))v->u;                                \
+#define UINT(dst, max)                                                         \
+    do {                                                                       \
+        if (v->kind != K_UINT || v->u > (max))                                 \
+            return want(err, wire, "unsigned integer in range");               \
+        m->dst = (__typeof__(m->dst))v->u;                                     \
     } while (0)
-#define STR(dst)                                                          \
-    do {                                                                  \
-        if (v->kind == K_NIL)                                             \
-            break;                                                        \
-        if (v->kind != K_STR)                                             \
-            return want(err, wire, "string");                             \
-        m->dst.p = v->p;                                                  \
-        m->dst.n = v->n;                                                  \
+#define STR(dst)                                                               \
+    do {                                                                       \
+        if (v->kind == K_NIL)                                                  \
+            break;                                                             \
+        if (v->kind != K_STR)                                                  \
+            return want(err, wire, "string");                                  \
+        m->dst.p = v->p;                                                       \
+        m->dst.n = v->n;                                                       \
     } while (0)
     if (KEY("t")) {
         if (v->kind != K_STR)
@@ -361,8 +404,7 @@ enum omni_err omni_msg_decode(const void *p, size_t n, struct omni_msg *m,
             continue;
         struct omni_str key = {k.p, k.n};
         char scratch[OMNI_ERR_LEN];
-        enum omni_err frc =
-            field(m, key, &v, first == OMNI_OK ? err : scratch);
+        enum omni_err frc = field(m, key, &v, first == OMNI_OK ? err : scratch);
         if (frc != OMNI_OK && first == OMNI_OK)
             first = frc;
     }
@@ -413,12 +455,12 @@ void omni_msg_pack(const struct omni_msg *m, struct omni_buf *out)
     msgpack_packer_init(&pk, out, buf_write);
     bool req = m->type == OMNI_MSG_REQUEST;
     bool err = m->type == OMNI_MSG_ERROR;
-    bool has_body = req || m->type == OMNI_MSG_CHUNK ||
-                    m->type == OMNI_MSG_FINAL;
+    bool has_body =
+        req || m->type == OMNI_MSG_CHUNK || m->type == OMNI_MSG_FINAL;
     uint32_t n = 3; /* t, v, id */
     if (req)
-        n += 2 + !!m->deadline_ms + m->stream + m->idempotent +
-             !!m->auth.n + !!m->trace.n;
+        n += 2 + !!m->deadline_ms + m->stream + m->idempotent + !!m->auth.n +
+             !!m->trace.n;
     if (has_body)
         n += 1;
     if (m->type == OMNI_MSG_CHUNK)
@@ -475,8 +517,8 @@ void omni_msg_pack(const struct omni_msg *m, struct omni_buf *out)
         kstr(&pk, "code");
         kstr(&pk, omni_err_code(m->code));
         kstr(&pk, "status");
-        msgpack_pack_uint32(&pk, m->status ? m->status
-                                           : (uint32_t)omni_err_status(m->code));
+        msgpack_pack_uint32(
+            &pk, m->status ? m->status : (uint32_t)omni_err_status(m->code));
         kstr(&pk, "message");
         vstr(&pk, m->message);
         if (m->retry_after_ms) {

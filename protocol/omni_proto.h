@@ -22,23 +22,23 @@
 #include "omni_buf.h"
 #include "omni_err.h"
 
-#define OMNI_PROTOCOL_VERSION 1
-#define OMNI_FRAME_HDR 4
+#define OMNI_PROTOCOL_VERSION  1
+#define OMNI_FRAME_HDR         4
 #define OMNI_MAX_FRAME_DEFAULT (16u * 1024 * 1024)
-#define OMNI_MAX_DEPTH 16
-#define OMNI_MAX_STR (16u * 1024 * 1024)
-#define OMNI_MAX_ITEMS 4096       /* entries of one array or map */
-#define OMNI_MAX_SERVICE 64
-#define OMNI_MAX_OP 64
+#define OMNI_MAX_DEPTH         16
+#define OMNI_MAX_STR           (16u * 1024 * 1024)
+#define OMNI_MAX_ITEMS         4096 /* entries of one array or map */
+#define OMNI_MAX_SERVICE       64
+#define OMNI_MAX_OP            64
 
 enum omni_msg_type {
     OMNI_MSG_NONE = 0,
-    OMNI_MSG_REQUEST,   /* "req"    client -> broker */
-    OMNI_MSG_CHUNK,     /* "chunk"  broker -> client, streamed part */
-    OMNI_MSG_FINAL,     /* "final"  broker -> client, last reply */
-    OMNI_MSG_ERROR,     /* "error"  broker -> client, last reply */
-    OMNI_MSG_CANCEL,    /* "cancel" client -> broker */
-    OMNI_MSG_READY,     /* "ready"  worker READY map (omni_wire.h) */
+    OMNI_MSG_REQUEST, /* "req"    client -> broker */
+    OMNI_MSG_CHUNK,   /* "chunk"  broker -> client, streamed part */
+    OMNI_MSG_FINAL,   /* "final"  broker -> client, last reply */
+    OMNI_MSG_ERROR,   /* "error"  broker -> client, last reply */
+    OMNI_MSG_CANCEL,  /* "cancel" client -> broker */
+    OMNI_MSG_READY,   /* "ready"  worker READY map (omni_wire.h) */
 };
 
 /* A borrowed byte string: not NUL-terminated. */
@@ -50,22 +50,22 @@ struct omni_str {
 struct omni_msg {
     enum omni_msg_type type;
     uint32_t version;
-    uint64_t id;              /* client-chosen request id */
-    struct omni_str service;  /* request */
-    struct omni_str op;       /* request */
-    uint64_t deadline_ms;     /* request: relative timeout, 0 = default */
-    bool stream;              /* request: caller accepts chunks */
-    bool idempotent;          /* request: safe to re-dispatch */
-    struct omni_str auth;     /* request: client credential, optional */
-    struct omni_str trace;    /* request: trace id, optional */
-    struct omni_str body;     /* request, chunk, final */
-    uint64_t seq;             /* chunk: 0, 1, 2, ... */
-    enum omni_err code;       /* error */
-    uint32_t status;          /* error: HTTP-like status */
-    struct omni_str message;  /* error */
-    uint32_t retry_after_ms;  /* error: hint for OVERLOADED etc., 0 = none */
-    uint32_t capacity;        /* worker READY map */
-    uint32_t pid;             /* worker READY map */
+    uint64_t id;             /* client-chosen request id */
+    struct omni_str service; /* request */
+    struct omni_str op;      /* request */
+    uint64_t deadline_ms;    /* request: relative timeout, 0 = default */
+    bool stream;             /* request: caller accepts chunks */
+    bool idempotent;         /* request: safe to re-dispatch */
+    struct omni_str auth;    /* request: client credential, optional */
+    struct omni_str trace;   /* request: trace id, optional */
+    struct omni_str body;    /* request, chunk, final */
+    uint64_t seq;            /* chunk: 0, 1, 2, ... */
+    enum omni_err code;      /* error */
+    uint32_t status;         /* error: HTTP-like status */
+    struct omni_str message; /* error */
+    uint32_t retry_after_ms; /* error: hint for OVERLOADED etc., 0 = none */
+    uint32_t capacity;       /* worker READY map */
+    uint32_t pid;            /* worker READY map */
 };
 
 /* Make a borrowed string from a C string. */

@@ -230,7 +230,11 @@ int main(int argc, char **argv)
             fputs(help, stdout);
             return 0;
         }
-        if ((!strcmp(a, "-s") || !strcmp(a, "--socket")) && i + 1 < argc) {
+        if (!strcmp(a, "-s") || !strcmp(a, "--socket")) {
+            if (i + 1 == argc) {
+                cli_fail("option '%s' needs a value", a);
+                return CLI_USAGE;
+            }
             cli.socket = argv[i + 1];
             i += 2;
             continue;

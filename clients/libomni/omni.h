@@ -42,15 +42,15 @@ omni_client *omni_connect(const char *path, char *err, size_t errlen);
 void omni_close(omni_client *c);
 
 struct omni_request {
-    const char *service;   /* "llm", "echo", "omni", ... (required) */
-    const char *op;        /* "chat", "ping", ... (required) */
-    const void *body;      /* payload, JSON for the built-in services */
+    const char *service; /* "llm", "echo", "omni", ... (required) */
+    const char *op;      /* "chat", "ping", ... (required) */
+    const void *body;    /* payload, JSON for the built-in services */
     size_t body_len;
-    bool stream;           /* accept CHUNK events */
-    bool idempotent;       /* broker may re-dispatch if a worker dies */
-    uint32_t timeout_ms;   /* 0: the broker's default deadline */
-    const char *auth;      /* client key, or NULL */
-    const char *trace;     /* trace id, or NULL */
+    bool stream;         /* accept CHUNK events */
+    bool idempotent;     /* broker may re-dispatch if a worker dies */
+    uint32_t timeout_ms; /* 0: the broker's default deadline */
+    const char *auth;    /* client key, or NULL */
+    const char *trace;   /* trace id, or NULL */
 };
 
 /* Queue a request and try to write it.  *id gets the request id.  The
@@ -72,13 +72,13 @@ enum omni_event_type {
 struct omni_event {
     enum omni_event_type type;
     uint64_t id;
-    uint64_t seq;               /* CHUNK: 0, 1, 2, ... */
+    uint64_t seq; /* CHUNK: 0, 1, 2, ... */
     const void *body;
     size_t body_len;
-    const char *code;           /* ERROR: "TIMEOUT", "NO_SERVICE", ... */
-    int status;                 /* ERROR: HTTP-like status */
-    const char *message;        /* ERROR: human text */
-    uint32_t retry_after_ms;    /* ERROR: retry hint, 0 = none */
+    const char *code;        /* ERROR: "TIMEOUT", "NO_SERVICE", ... */
+    int status;              /* ERROR: HTTP-like status */
+    const char *message;     /* ERROR: human text */
+    uint32_t retry_after_ms; /* ERROR: retry hint, 0 = none */
 };
 
 /* Wait up to timeout_ms (-1: forever) for the next event of any request.

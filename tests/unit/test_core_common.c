@@ -128,6 +128,9 @@ static void test_cfg_socket_default(void)
     CU_ASSERT_EQUAL(omni_cfg_load(NULL, err), OMNI_OK);
     CU_ASSERT_STRING_EQUAL(omni_cfg_socket_path(),
                            "/run/user/1000/omni/omni.sock");
+    setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001", 1);
+    CU_ASSERT_STRING_EQUAL(omni_cfg_socket_path(), "/tmp/omni.sock");
+    unsetenv("AWS_LAMBDA_RUNTIME_API");
     unsetenv("XDG_RUNTIME_DIR");
     CU_ASSERT_PTR_NOT_NULL(strstr(omni_cfg_socket_path(), "omni.sock"));
     setenv("OMNI_SOCKET", "/tmp/x.sock", 1);
@@ -168,14 +171,17 @@ static void test_redaction(void)
 {
     omni_log_set_level(OMNI_LOG_INFO);
     omni_redact_add("hunter2hunter2");
-    omni_redact_add("abc");  /* too short: ignored */
+    omni_redact_add("abc"); /* too short: ignored */
     omni_log_set_json(false);
     char *text = capture(log_secrets);
     omni_log_set_json(true);
     char *json = capture(log_secrets);
-    const char *leaks[] = {"0123456789abcdef", "abcdefghijklmnop",
-                           "ant-secret-value-77", "zzzz-registered-secret",
-                           "AKIAIOSFODNN7EXAMPLE", "hunter2hunter2",
+    const char *leaks[] = {"0123456789abcdef",
+                           "abcdefghijklmnop",
+                           "ant-secret-value-77",
+                           "zzzz-registered-secret",
+                           "AKIAIOSFODNN7EXAMPLE",
+                           "hunter2hunter2",
                            "not shown"};
     for (size_t i = 0; i < sizeof leaks / sizeof *leaks; i++) {
         if (strstr(text, leaks[i]) || strstr(json, leaks[i]))
@@ -183,7 +189,8 @@ static void test_redaction(void)
         CU_ASSERT_PTR_NULL(strstr(text, leaks[i]));
         CU_ASSERT_PTR_NULL(strstr(json, leaks[i]));
     }
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "warning: calling with key (redacted)"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(text, "warning: calling with key (redacted)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"level\":\"error\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "rejected"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "signed"));
@@ -193,6 +200,10 @@ static void test_redaction(void)
     char out[64];
     omni_redact_str("token=hunter2hunter2 ok", out, sizeof out);
     CU_ASSERT_PTR_NULL(strstr(out, "hunter2"));
+    omni_redact_str("unexpected token near end of file", out, sizeof out);
+    CU_ASSERT_STRING_EQUAL(out, "unexpected token near end of file");
+    omni_redact_str("token=abcdef123 password: swordfish1", out, sizeof out);
+    CU_ASSERT_STRING_EQUAL(out, "token=(redacted) password: (redacted)");
     omni_redact_str("a very long line that will not fit in the buffer at all",
                     out, 8);
     CU_ASSERT_EQUAL(strlen(out), 7);

@@ -45,8 +45,7 @@ static void test_roundtrip_error(void)
                           "llm");
     struct omni_msg out;
     char err[OMNI_ERR_LEN];
-    CU_ASSERT_EQUAL(omni_msg_decode(b.data + 4, b.len - 4, &out, err),
-                    OMNI_OK);
+    CU_ASSERT_EQUAL(omni_msg_decode(b.data + 4, b.len - 4, &out, err), OMNI_OK);
     CU_ASSERT_EQUAL(out.type, OMNI_MSG_ERROR);
     CU_ASSERT_EQUAL(out.code, OMNI_E_OVERLOADED);
     CU_ASSERT_EQUAL(out.status, 503);
@@ -74,19 +73,19 @@ static void test_bad_inputs(void)
         const char *hex;
         enum omni_err want;
     } cases[] = {
-        {"c1", OMNI_E_PROTOCOL},                 /* never-used byte */
-        {"dd7fffffff", OMNI_E_TOO_LARGE},        /* 2^31-entry array */
-        {"dcffff", OMNI_E_TOO_LARGE},            /* 65535-entry array */
-        {"da0010", OMNI_E_PROTOCOL},             /* truncated string */
-        {"92", OMNI_E_PROTOCOL},                 /* array, no entries */
-        {"81a174", OMNI_E_PROTOCOL},             /* map, missing value */
-        {"93010203", OMNI_E_PROTOCOL},           /* not a map */
-        {"80", OMNI_E_BAD_REQUEST},              /* no type */
-        {"81a17401", OMNI_E_BAD_REQUEST},        /* t not a string */
-        {"81a174a178", OMNI_E_BAD_REQUEST},      /* unknown type */
+        {"c1", OMNI_E_PROTOCOL},            /* never-used byte */
+        {"dd7fffffff", OMNI_E_TOO_LARGE},   /* 2^31-entry array */
+        {"dcffff", OMNI_E_TOO_LARGE},       /* 65535-entry array */
+        {"da0010", OMNI_E_PROTOCOL},        /* truncated string */
+        {"92", OMNI_E_PROTOCOL},            /* array, no entries */
+        {"81a174", OMNI_E_PROTOCOL},        /* map, missing value */
+        {"93010203", OMNI_E_PROTOCOL},      /* not a map */
+        {"80", OMNI_E_BAD_REQUEST},         /* no type */
+        {"81a17401", OMNI_E_BAD_REQUEST},   /* t not a string */
+        {"81a174a178", OMNI_E_BAD_REQUEST}, /* unknown type */
         {"82a174a3726571a26964a178", OMNI_E_BAD_REQUEST}, /* id a str */
-        {"81a174a3726571", OMNI_E_BAD_REQUEST},  /* req without svc */
-        {"8001", OMNI_E_PROTOCOL},               /* trailing byte */
+        {"81a174a3726571", OMNI_E_BAD_REQUEST},           /* req without svc */
+        {"8001", OMNI_E_PROTOCOL},                        /* trailing byte */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         uint8_t buf[64];
@@ -128,11 +127,10 @@ static void test_deep_nesting(void)
 static void test_unknown_fields_skipped(void)
 {
     /* {t:"cancel", id:5, extra:{a:[1,2]}, v:1} */
-    const uint8_t buf[] = {0x84, 0xa1, 't',  0xa6, 'c',  'a',  'n',
-                           'c',  'e',  'l',  0xa2, 'i',  'd',  0x05,
-                           0xa5, 'e',  'x',  't',  'r',  'a',  0x81,
-                           0xa1, 'a',  0x92, 0x01, 0x02, 0xa1, 'v',
-                           0x01};
+    const uint8_t buf[] = {0x84, 0xa1, 't',  0xa6, 'c',  'a',  'n',  'c',
+                           'e',  'l',  0xa2, 'i',  'd',  0x05, 0xa5, 'e',
+                           'x',  't',  'r',  'a',  0x81, 0xa1, 'a',  0x92,
+                           0x01, 0x02, 0xa1, 'v',  0x01};
     struct omni_msg m;
     char err[OMNI_ERR_LEN];
     CU_ASSERT_EQUAL(omni_msg_decode(buf, sizeof buf, &m, err), OMNI_OK);
@@ -148,8 +146,9 @@ static void test_reader_vs_msgpack_c(void)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    const uint64_t ids[] = {0, 127, 128, 255, 256, 65535, 65536,
-                            4294967295ULL, 4294967296ULL, UINT64_MAX};
+    const uint64_t ids[] = {
+        0,     127,   128,           255,           256,
+        65535, 65536, 4294967295ULL, 4294967296ULL, UINT64_MAX};
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
         msgpack_sbuffer_clear(&sb);
         msgpack_pack_map(&pk, 4);

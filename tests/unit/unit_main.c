@@ -49,8 +49,8 @@ int main(int argc, char **argv)
     } else {
         CU_basic_run_tests();
     }
-    unsigned failed = CU_get_number_of_failures() +
-                      CU_get_number_of_tests_failed();
+    unsigned failed =
+        CU_get_number_of_failures() + CU_get_number_of_tests_failed();
     unsigned ran = CU_get_number_of_tests_run();
     CU_cleanup_registry();
     return failed || !ran ? 1 : 0;

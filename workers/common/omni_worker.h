@@ -57,6 +57,10 @@ struct omni_worker_def {
     /* Extra fields for the "omni stats" reply: append ,"key":value
      * JSON members to out (optional). */
     void (*stats)(struct omni_worker *w, struct omni_buf *out);
+    /* From omni_worker_free, after the requests are abandoned and while
+     * the loop still exists: free what init made, events included
+     * (optional; also called when init failed or never ran). */
+    void (*fini)(struct omni_worker *w);
 };
 
 /* Parse standard options (-c FILE, -o key=value, -e ENDPOINT), load the
@@ -92,8 +96,8 @@ int omni_worker_run(struct omni_worker *w);
 /* True once draining has finished: no work left, the loop may end. */
 bool omni_worker_done(const struct omni_worker *w);
 /* Abandon requests still in flight (def->cancel for each), close the
- * link and the sub-request connection, free w (NULL is fine).  The base
- * is freed only if the worker made it. */
+ * link and the sub-request connection, call def->fini, free w (NULL is
+ * fine).  The base is freed only if the worker made it. */
 void omni_worker_free(struct omni_worker *w);
 
 /* ---- requests ---- */

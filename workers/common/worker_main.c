@@ -185,6 +185,9 @@ void omni_worker_free(struct omni_worker *w)
     omni_htab_release(&w->reqs);
     omni_htab_release(&w->subs);
     omni_htab_release(&w->subs_by_lib);
+    /* The kind's events live on our base: they go before it does. */
+    if (w->def->fini)
+        w->def->fini(w);
     if (w->own_base)
         event_base_free(w->base);
     omni_free(w->endpoint);

@@ -8,7 +8,5 @@
 
 int main(int argc, char **argv)
 {
-    int rc = omni_worker_main(argc, argv, &omni_mcp_worker_def);
-    omni_mcp_ops_cleanup();
-    return rc;
+    return omni_worker_main(argc, argv, &omni_mcp_worker_def);
 }

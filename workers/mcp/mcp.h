@@ -518,7 +518,5 @@ size_t omni_mcp_front_sessions(const struct omni_mcp_front *f);
 
 struct omni_worker_def;
 extern const struct omni_worker_def omni_mcp_worker_def;
-/* Free what init made, after omni_worker_main() returned. */
-void omni_mcp_ops_cleanup(void);
 
 #endif

@@ -277,6 +277,17 @@ static void stats(struct omni_worker *w, struct omni_buf *out)
     omni_buf_addf(out, ",\"mcp_sessions\":%zu", omni_mcp_front_sessions(front));
 }
 
+/* Free what init made while the loop still exists (the hub's and the
+ * front's events are on it). */
+static void fini(struct omni_worker *w)
+{
+    (void)w;
+    omni_mcp_front_free(front);
+    omni_mcp_hub_free(hub);
+    front = NULL;
+    hub = NULL;
+}
+
 const struct omni_worker_def omni_mcp_worker_def = {
     .service = "mcp",
     .capacity = 0,
@@ -285,12 +296,5 @@ const struct omni_worker_def omni_mcp_worker_def = {
     .cancel = cancel,
     .shutdown = shutdown_cb,
     .stats = stats,
+    .fini = fini,
 };
-
-void omni_mcp_ops_cleanup(void)
-{
-    omni_mcp_front_free(front);
-    omni_mcp_hub_free(hub);
-    front = NULL;
-    hub = NULL;
-}
