@@ -15,6 +15,7 @@
  * Transfers are aborted outside curl's callbacks (a sweep event).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -312,6 +313,11 @@ static struct xfer *xfer_new(struct http_tp *t, bool is_get)
     CURL *e = x->easy;
     curl_easy_setopt(e, CURLOPT_URL, u->cfg->url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* Debian's libcurl has Debian's CA path built in; elsewhere (Amazon
+     * Linux in Lambda) the bundle is named by SSL_CERT_FILE. */
+    const char *ca = getenv("SSL_CERT_FILE");
+    if (ca && *ca)
+        curl_easy_setopt(e, CURLOPT_CAINFO, ca);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
