@@ -113,9 +113,8 @@ static void sum_into(json_t *acc, json_t *src)
         else if (json_is_integer(a) && json_is_integer(v))
             json_integer_set(a, json_integer_value(a) + json_integer_value(v));
         else if (json_is_number(a) && json_is_number(v))
-            json_object_set_new(acc, k,
-                                json_real(json_number_value(a) +
-                                          json_number_value(v)));
+            json_object_set_new(
+                acc, k, json_real(json_number_value(a) + json_number_value(v)));
     }
 }
 
@@ -368,9 +367,24 @@ int omni_workers_poll(struct omni_workers *ws)
     return n;
 }
 
+/* Is any worker past its expiry? */
+static bool any_expired(const struct omni_workers *ws, int64_t now)
+{
+    for (const struct omni_bworker *w = ws->head; w; w = w->next)
+        if (w->expiry <= now)
+            return true;
+    return false;
+}
+
 void omni_workers_tick(struct omni_workers *ws)
 {
     int64_t now = omni_now_ms();
+    /* After a long loop iteration a worker's messages may be waiting
+     * unread: read them before calling anyone silent. */
+    if (ws->sock && any_expired(ws, now)) {
+        omni_workers_poll(ws);
+        now = omni_now_ms();
+    }
     struct omni_bworker *w = ws->head;
     while (w) {
         if (w->expiry <= now) {

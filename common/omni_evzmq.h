@@ -5,8 +5,8 @@
  * a zmq_send the fd may stay quiet although messages wait.  So we never
  * trust it alone: the callback runs when the fd fires, and again after
  * every kick (call omni_evzmq_kick after sending), and it keeps running
- * while ZMQ_EVENTS says input is waiting.  To stay fair to other fds,
- * one pass handles at most a batch and then re-arms itself.
+ * until a receive finds nothing, which re-arms the fd.  To stay fair to
+ * other fds, one pass handles at most a batch and then re-arms itself.
  */
 #ifndef OMNI_EVZMQ_H
 #define OMNI_EVZMQ_H
@@ -16,7 +16,8 @@
 struct omni_evzmq;
 
 /* on_input(arg) must read with ZMQ_DONTWAIT and return how many messages
- * it handled (0 when the socket had none). */
+ * it handled: 0 only when a receive found none (EAGAIN), never when it
+ * merely chose to stop, or the edge is lost and the socket hangs. */
 typedef int (*omni_evzmq_cb)(void *arg);
 
 struct omni_evzmq *omni_evzmq_new(struct event_base *base, void *sock,

@@ -12,7 +12,9 @@
  * once the request is in, so it only notices a closed client when a
  * write fails.  We watch the socket ourselves with a one-shot read
  * event and MSG_PEEK: EOF or an error means the client is gone, so we
- * cancel its broker request and free the connection.
+ * cancel its broker request and free the connection.  The loop keeps a
+ * change list (main.c), so adding the watch right after evhttp stopped
+ * reading the fd costs no epoll_ctl of its own.
  */
 #include "server.h"
 
@@ -22,6 +24,7 @@
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -604,6 +607,15 @@ struct omni_http_server *omni_http_server_new(struct event_base *base,
         omni_http_server_free(s);
         return NULL;
     }
+    /* A streamed reply is many small writes: with Nagle on, each one
+     * after the first waits for the client's delayed ACK (40 ms).
+     * Linux copies TCP_NODELAY from the listening socket to every socket
+     * accept() returns, so one call here covers all connections. */
+    int one = 1;
+    if (setsockopt(evhttp_bound_socket_get_fd(s->sock), IPPROTO_TCP,
+                   TCP_NODELAY, &one, sizeof one) < 0)
+        omni_warn("cannot set TCP_NODELAY on '%s': %s", o->listen,
+                  strerror(errno));
     s->scratch = evbuffer_new();
     s->metrics = omni_metrics_new();
     s->link = omni_link_new(base, o->socket);

@@ -302,6 +302,18 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     int64_t now = omni_now_ms();
     int64_t silent = now - w->last_recv;
+    /* After a long loop iteration (thousands of transfers started in one
+     * go) the broker's heartbeats may be waiting unread: read them before
+     * calling it silent, or a busy worker drops a live link. */
+    if (silent >= (int64_t)w->hb_ms * w->liveness) {
+        while (w->sock && !w->link_dead && on_input(w) > 0)
+            ;
+        if (!w->sock || w->link_dead)
+            return;
+        silent = now - w->last_recv;
+        if (silent < 0)
+            silent = 0;
+    }
     if (silent >= (int64_t)w->hb_ms * w->liveness) {
         char why[96];
         snprintf(why, sizeof why, "silent for %" PRId64 " ms", silent);

@@ -6,7 +6,9 @@
  * through action(), which runs curl_multi_socket_action, then releases
  * transfers cancelled inside curl's callbacks, then reports finished
  * ones.  Owns: the multi handle, one event per curl socket, one timer
- * per transfer.  Fails by reporting a transfer's end (struct
+ * per transfer.  A finished transfer's easy handle (curl_easy_reset) and
+ * timer go to a bounded free list, so a new request allocates neither
+ * and keeps the handle's buffers.  Fails by reporting a transfer's end (struct
  * llm_xfer_result); it never logs request headers (no CURLOPT_VERBOSE:
  * it would print keys).
  */
@@ -20,6 +22,10 @@
 #include "omni_alloc.h"
 #include "omni_time.h"
 
+/* Released transfers kept for reuse: enough for a burst of requests,
+ * small next to the handles of a large number of held streams. */
+#define SPARE_MAX 256
+
 /* One curl socket and its libevent event. */
 struct sock {
     struct event *ev;
@@ -30,7 +36,7 @@ struct llm_xfer {
     struct llm_http *h;
     CURL *easy;
     struct llm_xfer *prev, *next; /* h->all */
-    struct llm_xfer *reap_next;   /* h->reap, once cancelled in a callback */
+    struct llm_xfer *reap_next;   /* h->reap, or h->spare once released */
     char *url;
     char *body;
     struct curl_slist *headers;
@@ -56,9 +62,13 @@ struct llm_http {
     struct llm_xfer *all;
     size_t n;
     struct llm_xfer *reap;
+    struct llm_xfer *spare; /* released, easy handle reset, timer idle */
+    size_t nspare;
     struct sock *socks;
     int depth; /* > 0 while curl runs our callbacks */
 };
+
+static void on_xfer_timer(evutil_socket_t fd, short what, void *arg);
 
 static void tv_ms(struct timeval *tv, int64_t ms)
 {
@@ -68,13 +78,21 @@ static void tv_ms(struct timeval *tv, int64_t ms)
     tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
 }
 
-/* Release everything of x; x must be out of curl's callbacks. */
+/* Free x with its easy handle and timer. */
+static void xfer_free(struct llm_xfer *x)
+{
+    event_free(x->timer);
+    curl_easy_cleanup(x->easy);
+    omni_free(x);
+}
+
+/* Release x, keeping its handle and timer for a next transfer while the
+ * free list has room; x must be out of curl's callbacks. */
 static void destroy(struct llm_xfer *x)
 {
     struct llm_http *h = x->h;
-    event_free(x->timer);
+    event_del(x->timer);
     curl_multi_remove_handle(h->multi, x->easy);
-    curl_easy_cleanup(x->easy);
     curl_slist_free_all(x->headers);
     omni_free(x->body);
     omni_free(x->url);
@@ -85,7 +103,40 @@ static void destroy(struct llm_xfer *x)
     if (x->next)
         x->next->prev = x->prev;
     h->n--;
-    omni_free(x);
+    if (h->nspare >= SPARE_MAX) {
+        xfer_free(x);
+        return;
+    }
+    curl_easy_reset(x->easy);
+    CURL *e = x->easy;
+    struct event *t = x->timer;
+    memset(x, 0, sizeof *x);
+    x->h = h;
+    x->easy = e;
+    x->timer = t;
+    x->reap_next = h->spare;
+    h->spare = x;
+    h->nspare++;
+}
+
+/* A cleared transfer: from the free list, or new. */
+static struct llm_xfer *xfer_get(struct llm_http *h)
+{
+    struct llm_xfer *x = h->spare;
+    if (x) {
+        h->spare = x->reap_next;
+        h->nspare--;
+        x->reap_next = NULL;
+        return x;
+    }
+    CURL *e = curl_easy_init();
+    if (!e)
+        return NULL;
+    x = omni_calloc(1, sizeof *x);
+    x->h = h;
+    x->easy = e;
+    x->timer = evtimer_new(h->base, on_xfer_timer, x);
+    return x;
 }
 
 /* Report the end of x and release it. */
@@ -350,6 +401,11 @@ void llm_http_free(struct llm_http *h)
     h->reap = NULL;
     while (h->all)
         destroy(h->all);
+    while (h->spare) {
+        struct llm_xfer *x = h->spare;
+        h->spare = x->reap_next;
+        xfer_free(x);
+    }
     curl_multi_cleanup(h->multi);
     /* Connections left in the cache may close without a REMOVE call. */
     while (h->socks)
@@ -369,14 +425,12 @@ struct llm_xfer *llm_http_start(struct llm_http *h, struct llm_http_req *req,
                  "callback");
         return NULL;
     }
-    CURL *e = curl_easy_init();
-    if (!e) {
+    struct llm_xfer *x = xfer_get(h);
+    if (!x) {
         snprintf(err, OMNI_ERR_LEN, "cannot create a curl easy handle");
         return NULL;
     }
-    struct llm_xfer *x = omni_calloc(1, sizeof *x);
-    x->h = h;
-    x->easy = e;
+    CURL *e = x->easy;
     x->url = req->url;
     x->body = req->body;
     /* An empty Expect stops curl from waiting for 100 Continue before
@@ -391,7 +445,6 @@ struct llm_xfer *llm_http_start(struct llm_http *h, struct llm_http_req *req,
     x->deadline = deadline;
     x->start_ms = omni_now_ms();
     x->start_us = omni_now_us();
-    x->timer = evtimer_new(h->base, on_xfer_timer, x);
 
     curl_easy_setopt(e, CURLOPT_URL, x->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
