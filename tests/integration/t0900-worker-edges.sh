@@ -53,8 +53,9 @@ done
 start_echo() {
     local log=$1
     shift
+    # Same heartbeat as the broker's (MDP: both sides must agree).
     env OMNI_PARENT_FD=not-a-fd OMNI_LOG_FORMAT=text "$@" "$ECHO" \
-        -o broker.heartbeat_ms=200 >"$log" 2>&1 &
+        >"$log" 2>&1 &
     epid=$!
     omni_track $epid
 }
