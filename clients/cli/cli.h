@@ -66,6 +66,11 @@ int cli_call(struct cli *cli, const struct cli_req *r, char **out,
 int cli_call_json(struct cli *cli, const char *service, const char *op,
                   json_t *body, json_t **out);
 
+/* cli_call_json, then free body.  With raw, print the reply as indented
+ * JSON and set *out to NULL; otherwise the caller owns *out. */
+int cli_call_show(struct cli *cli, const char *service, const char *op,
+                  json_t *body, bool raw, json_t **out);
+
 /* Print JSON text: indented when it parses, as is otherwise. */
 void cli_print_json(const char *text, size_t n);
 /* Parse a number option; 0 or CLI_USAGE after a message. */

@@ -148,6 +148,25 @@ int cli_call_json(struct cli *cli, const char *service, const char *op,
     return rc;
 }
 
+int cli_call_show(struct cli *cli, const char *service, const char *op,
+                  json_t *body, bool raw, json_t **out)
+{
+    *out = NULL;
+    json_t *reply = NULL;
+    int rc = cli_call_json(cli, service, op, body, &reply);
+    json_decref(body);
+    if (rc)
+        return rc;
+    if (!raw) {
+        *out = reply;
+        return 0;
+    }
+    json_dumpf(reply, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
+    json_decref(reply);
+    return 0;
+}
+
 void cli_print_json(const char *text, size_t n)
 {
     json_error_t je;

@@ -152,16 +152,9 @@ int cli_cmd_llm_embed(struct cli *cli, int argc, char **argv)
         }
     json_object_set_new(body, "input", input);
     json_t *out = NULL;
-    int rc = cli_call_json(cli, "llm", "embeddings", body, &out);
-    json_decref(body);
-    if (rc)
+    int rc = cli_call_show(cli, "llm", "embeddings", body, raw, &out);
+    if (rc || !out)
         return rc;
-    if (raw) {
-        json_dumpf(out, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
-        json_decref(out);
-        return 0;
-    }
     size_t i;
     json_t *d;
     json_array_foreach(json_object_get(out, "data"), i, d)

@@ -18,16 +18,9 @@ static int mcp_tools(struct cli *cli, int argc, char **argv)
     if (cli_parse(argc, argv, opts, pos, 0, &npos))
         return cli_usage("mcp tools [--json]");
     json_t *body = json_object(), *out = NULL;
-    int rc = cli_call_json(cli, "mcp", "tools", body, &out);
-    json_decref(body);
-    if (rc)
+    int rc = cli_call_show(cli, "mcp", "tools", body, raw, &out);
+    if (rc || !out)
         return rc;
-    if (raw) {
-        json_dumpf(out, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
-        json_decref(out);
-        return 0;
-    }
     size_t i;
     json_t *t;
     json_array_foreach(json_object_get(out, "tools"), i, t)

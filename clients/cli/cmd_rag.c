@@ -276,16 +276,9 @@ static int rag_query(struct cli *cli, int argc, char **argv)
     if (mode)
         json_object_set_new(body, "mode", json_string(mode));
     json_t *out = NULL;
-    int rc = cli_call_json(cli, "rag", "query", body, &out);
-    json_decref(body);
-    if (rc)
+    int rc = cli_call_show(cli, "rag", "query", body, raw, &out);
+    if (rc || !out)
         return rc;
-    if (raw) {
-        json_dumpf(out, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
-        json_decref(out);
-        return 0;
-    }
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(out, "results"), i, r)
