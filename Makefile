@@ -146,7 +146,8 @@ lint:
 	$(Q)clang-format --dry-run --Werror $(SRCS_C)
 	$(Q)cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 	  --enable=warning,portability --suppress=missingIncludeSystem \
-	  -D__GNUC__ -D__x86_64__ $(LINT_INCS) $(filter %.c,$(SRCS_C))
+	  --library=tests/lint/jansson.cfg -D__GNUC__ -D__x86_64__ \
+	  $(LINT_INCS) $(filter %.c,$(SRCS_C))
 	$(Q)printf '%s\n' $(filter %.c,$(SRCS_C)) | xargs -P"$$(nproc)" -I{} \
 	  clang-tidy --quiet {} -- -std=c17 -D_GNU_SOURCE $(LINT_INCS) $(PKG_CFLAGS)
 	$(Q)! grep -nE '\b(sprintf|strcpy|strcat|strtok|atoi|gets)\s*\(' \

@@ -71,6 +71,8 @@ else
     search=("$S/lib/$triple" "$S/usr/lib/$triple")
     strip=$triple-strip
     qemu=(qemu-aarch64)
+    # qemu-user runs one guest program; tests that exec others skip.
+    export OMNI_TEST_NO_SPAWN=1
     # The sysroot is the guest's /: its loader, glibc and libraries (and
     # those of programs the tests exec, which qemu runs too).
     export QEMU_LD_PREFIX=$S

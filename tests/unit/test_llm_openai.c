@@ -451,6 +451,154 @@ static void test_stream_errors(void)
     json_decref(req);
 }
 
+static void keep_raw(const char *p, size_t n, void *arg)
+{
+    json_array_append_new(arg, json_stringn(p, n));
+}
+
+static void keep_parsed(json_t *chunk, void *arg)
+{
+    json_array_append(arg, chunk);
+}
+
+/* Chunks that need no translation go out as their bytes (kept as JSON
+ * strings, next to the parsed ones), and those bytes mean what the
+ * parsed path would have sent; the rest (errors, usage, reasoning, tool
+ * calls, other objects, several lines) are parsed. */
+static void test_verbatim_chunks(void)
+{
+    static const struct {
+        const char *data;
+        bool raw;
+    } cases[] = {
+        {"{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,"
+         "\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+         "\"say \\\"usage\\\" \\u00e9\"},\"finish_reason\":null}]}",
+         true},
+        {"  {\"object\" : \"chat.completion.chunk\", \"choices\": []}  ", true},
+        {"{\"object\":\"chat.completion.chunk\",\"choices\":[],"
+         "\"usage\":{\"prompt_tokens\":1}}",
+         false},
+        {"{\"object\":\"chat.completion.chunk\",\"choices\":[],"
+         "\"usage\":null}",
+         false},
+        {"{\"object\":\"chat.completion.chunk\",\"choices\":[{\"delta\":"
+         "{\"reasoning\":\"r\"}}]}",
+         false},
+        {"{\"object\":\"chat.completion.chunk\",\"choices\":[{\"delta\":"
+         "{\"tool_calls\":[{\"function\":{\"name\":\"f\"}}]}}]}",
+         false},
+        {"{\"object\":\"chat.completion.chunk\",\"x_groq\":{}}", false},
+        {"{\"object\":\"chat.completion.chunk\",\"error\":null}", false},
+        {"{\"object\":\"chunk\",\"choices\":[]}", false},
+        {"{\"choices\":[]}", false},
+        {"{\"object\":\"chat.completion.chunk\",\n\"choices\":[]}", false},
+    };
+    json_t *reqs[] = {
+        json_pack("{s:b}", "stream", 1),
+        json_pack("{s:b,s:{s:b}}", "stream", 1, "stream_options",
+                  "include_usage", 1),
+    };
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): count of pointers */
+    for (size_t q = 0; q < sizeof reqs / sizeof reqs[0]; q++) {
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            struct llm_sse_event ev = {.event = "message",
+                                       .event_len = 7,
+                                       .data = cases[i].data,
+                                       .data_len = strlen(cases[i].data),
+                                       .id = ""};
+            json_t *parsed = json_array(), *want = json_array();
+            struct llm_error err = {0};
+            struct llm_stream *st = llm_openai.stream_new(&target, reqs[q]);
+            enum llm_stream_rc rc = llm_openai.stream_event_raw(
+                st, &ev, keep_parsed, keep_raw, parsed, &err);
+            llm_openai.stream_free(st);
+            CU_ASSERT_EQUAL(rc, LLM_STREAM_MORE);
+            /* the same payload through the parsed path only */
+            st = llm_openai.stream_new(&target, reqs[q]);
+            CU_ASSERT_EQUAL(
+                llm_openai.stream_event(st, &ev, keep_parsed, want, &err),
+                LLM_STREAM_MORE);
+            llm_openai.stream_free(st);
+            json_t *got = json_array_get(parsed, 0);
+            bool was_raw = json_is_string(got);
+            if (was_raw != cases[i].raw)
+                fprintf(stderr, "chunk %zu: got raw %d, want %d\n", i, was_raw,
+                        cases[i].raw);
+            CU_ASSERT_EQUAL(was_raw, cases[i].raw);
+            CU_ASSERT(json_array_size(parsed) == json_array_size(want));
+            if (was_raw) {
+                json_t *j = json_loadb(json_string_value(got),
+                                       json_string_length(got), 0, NULL);
+                CU_ASSERT(json_equal(j, json_array_get(want, 0)));
+                json_decref(j);
+            }
+            json_decref(parsed);
+            json_decref(want);
+        }
+        json_decref(reqs[q]);
+    }
+}
+
+/* A reply that needs no change is marked verbatim and means what the
+ * normalised one does; one that needs any is not. */
+static void test_verbatim_replies(void)
+{
+    static const struct {
+        const char *body;
+        bool verbatim;
+    } cases[] = {
+        {"{\"id\":\"x\",\"object\":\"chat.completion\",\"created\":1,"
+         "\"model\":\"m\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+         "\"assistant\",\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n",
+         true},
+        {"{\"id\":\"x\",\"object\":\"chat.completion\",\"created\":1,"
+         "\"model\":\"m\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+         "\"assistant\",\"tool_calls\":[{\"id\":\"a\",\"type\":\"function\","
+         "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+         "\"finish_reason\":\"tool_calls\"}]}",
+         true},
+        {" {\"id\":\"x\",\"object\":\"chat.completion\",\"created\":1,"
+         "\"model\":\"m\",\"choices\":[]}",
+         false},
+        {"{\"id\":\"x\",\"created\":1,\"model\":\"m\",\"choices\":[]}", false},
+        {"{\"object\":\"chat.completion\",\"created\":1,\"model\":\"m\","
+         "\"choices\":[]}",
+         false},
+        {"{\"id\":\"x\",\"object\":\"chat.completion\",\"created\":1,"
+         "\"model\":\"m\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+         "\"assistant\",\"reasoning\":\"r\"},\"finish_reason\":\"stop\"}]}",
+         false},
+        {"{\"id\":\"x\",\"object\":\"chat.completion\",\"created\":1,"
+         "\"model\":\"m\",\"choices\":[{\"index\":0,\"message\":{\"content\":"
+         "\"hi\"},\"finish_reason\":\"stop\"}]}",
+         false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char err[OMNI_ERR_LEN] = "";
+        bool verbatim = !cases[i].verbatim;
+        const char *b = cases[i].body;
+        json_t *r = llm_openai.parse_chat_verbatim(&target, b, strlen(b),
+                                                   &verbatim, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        if (verbatim != cases[i].verbatim)
+            fprintf(stderr, "reply %zu: got verbatim %d, want %d\n", i,
+                    verbatim, cases[i].verbatim);
+        CU_ASSERT_EQUAL(verbatim, cases[i].verbatim);
+        if (verbatim) {
+            json_t *j = json_loads(b, 0, NULL);
+            CU_ASSERT(json_equal(j, r));
+            json_decref(j);
+        }
+        json_decref(r);
+    }
+    char err[OMNI_ERR_LEN] = "";
+    bool verbatim = true;
+    CU_ASSERT_PTR_NULL(
+        llm_openai.parse_chat_verbatim(&target, "{", 1, &verbatim, err));
+    CU_ASSERT_FALSE(verbatim);
+}
+
 static void test_embeddings(void)
 {
     json_t *req =
@@ -733,6 +881,8 @@ static CU_TestInfo openai_tests[] = {
     {"parse_chat normalises and rejects", test_parse_chat_normalise},
     {"recorded streams", test_recorded_streams},
     {"stream errors", test_stream_errors},
+    {"verbatim chunks", test_verbatim_chunks},
+    {"verbatim replies", test_verbatim_replies},
     {"embeddings float/base64", test_embeddings},
     {"models", test_models},
     {"map_error table", test_map_error},

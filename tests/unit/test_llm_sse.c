@@ -331,7 +331,9 @@ static void test_recorded_streams(void)
             }
             /* a BOM in front changes nothing */
             char *bom = malloc(n + 3);
-            memcpy(bom, "\xef\xbb\xbf", 3);
+            bom[0] = (char)0xef;
+            bom[1] = (char)0xbb;
+            bom[2] = (char)0xbf;
             memcpy(bom + 3, body, n);
             json_t *got = parse_all(bom, n + 3, &rc);
             CU_ASSERT(json_equal(got, want));

@@ -253,8 +253,8 @@ static void test_connect_refused(void)
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof sa;
-    bind(s, (struct sockaddr *)&sa, sizeof sa);
-    getsockname(s, (struct sockaddr *)&sa, &len);
+    CU_ASSERT_EQUAL(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    CU_ASSERT_EQUAL(getsockname(s, (struct sockaddr *)&sa, &len), 0);
     evutil_closesocket(s);
     get(h, "/ok", ntohs(sa.sin_port), 0, &r);
     wait_for(&r);

@@ -817,7 +817,9 @@ static void on_up_fail(void *arg, const struct llm_error *err)
     finish_error(a, err->code, err->status, err->retry_after_ms, err->message);
 }
 
-static const struct llm_up_cbs up_cbs = {on_up_chunk, on_up_done, on_up_fail};
+/* No raw_chunk / raw_done: the loop reads the parsed chunks and reply. */
+static const struct llm_up_cbs up_cbs = {on_up_chunk, on_up_done, on_up_fail,
+                                         NULL, NULL};
 
 /* One model turn. */
 static void turn(struct aug *a)

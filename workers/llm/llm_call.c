@@ -4,9 +4,10 @@
  *
  * States: cache lookup (chat, when the cache is on) -> upstream exchange
  * (llm_up, with its retries) -> answered.  A streamed chat sends each
- * unified chunk as a PARTIAL at once and keeps it for the cache.  A chat
- * that names MCP tools, a RAG collection or the semantic cache is handed
- * to llm_aug.c instead.  Owns the parsed body, the exchange and the
+ * unified chunk as a PARTIAL at once and keeps it for the cache; chunks
+ * and replies that need no translation go out as the upstream's bytes.
+ * A chat that names MCP tools, a RAG collection or the semantic cache is
+ * handed to llm_aug.c instead.  Owns the parsed body, the exchange and the
  * cache lookup; ends the request exactly once and frees itself then.
  */
 #include <string.h>
@@ -71,22 +72,44 @@ static void cancel_op(struct llm_op *op)
     answered(c);
 }
 
-/* Serialise one unified chunk, send it, keep it for the cache. */
+/* Send one serialised chunk (a JSON object on one line), keep it for
+ * the cache. */
+static void on_raw_chunk(void *arg, const char *p, size_t n)
+{
+    struct call *c = arg;
+    omni_wreq_partial(c->op.r, p, n);
+    if (!c->cacheable || c->record_over)
+        return;
+    if (c->record.len + n + 1 > RECORD_MAX) {
+        c->record_over = true;
+        omni_buf_release(&c->record);
+        return;
+    }
+    omni_buf_add(&c->record, p, n);
+    omni_buf_addch(&c->record, '\n');
+}
+
+/* Serialise one unified chunk, then as above. */
 static void on_chunk(void *arg, json_t *chunk)
 {
     struct call *c = arg;
     omni_buf_reset(&c->scratch);
     json_dump_callback(chunk, dump_cb, &c->scratch, JSON_COMPACT);
-    omni_wreq_partial(c->op.r, c->scratch.data, c->scratch.len);
-    if (!c->cacheable || c->record_over)
-        return;
-    if (c->record.len + c->scratch.len + 1 > RECORD_MAX) {
-        c->record_over = true;
-        omni_buf_release(&c->record);
-        return;
+    on_raw_chunk(c, c->scratch.data, c->scratch.len);
+}
+
+/* Answer with the serialised reply p[0..n), keep it for the cache. */
+static void on_raw_done(void *arg, const char *p, size_t n)
+{
+    struct call *c = arg;
+    struct llm_engine *e = c->op.e;
+    c->up = NULL;
+    if (c->cacheable) {
+        llm_cache_put(e->cache, c->key, "c", p, n);
+        e->stats.cache_stores++;
     }
-    omni_buf_add(&c->record, c->scratch.data, c->scratch.len);
-    omni_buf_addch(&c->record, '\n');
+    omni_wreq_final(c->op.r, p, n);
+    answered(c);
 }
 
 static void on_done(void *arg, json_t *reply)
@@ -106,12 +129,7 @@ static void on_done(void *arg, json_t *reply)
     }
     omni_buf_reset(&c->scratch);
     json_dump_callback(reply, dump_cb, &c->scratch, JSON_COMPACT);
-    if (c->cacheable) {
-        llm_cache_put(e->cache, c->key, "c", c->scratch.data, c->scratch.len);
-        e->stats.cache_stores++;
-    }
-    omni_wreq_final(c->op.r, c->scratch.data, c->scratch.len);
-    answered(c);
+    on_raw_done(c, c->scratch.data, c->scratch.len);
 }
 
 static void on_fail(void *arg, const struct llm_error *err)
@@ -123,7 +141,8 @@ static void on_fail(void *arg, const struct llm_error *err)
     answered(c);
 }
 
-static const struct llm_up_cbs up_cbs = {on_chunk, on_done, on_fail};
+static const struct llm_up_cbs up_cbs = {on_chunk, on_done, on_fail,
+                                         on_raw_chunk, on_raw_done};
 
 /* Start the upstream exchange. */
 static void upstream(struct call *c)

@@ -4,7 +4,8 @@
  * States: attempt -> (retry wait -> attempt)* -> done or failed.  A
  * streamed exchange feeds the upstream's bytes through the SSE parser
  * into the provider's stream_event and hands each unified chunk out at
- * once; a non-streamed one buffers the body and parses it whole.  A
+ * once (as the upstream's bytes when the provider and the owner allow
+ * it); a non-streamed one buffers the body and parses it whole.  A
  * stream that reached its end marker lets the transfer finish in the
  * background so that its connection can be reused.  Every failure ends
  * in one fail callback; nothing is logged but retries.
@@ -159,10 +160,22 @@ static void emit(json_t *chunk, void *arg)
     u->cb->chunk(u->arg, chunk);
 }
 
+static void emit_raw(const char *p, size_t n, void *arg)
+{
+    struct llm_up *u = arg;
+    u->sent++;
+    u->cb->raw_chunk(u->arg, p, n);
+}
+
 static int on_event(const struct llm_sse_event *ev, void *arg)
 {
     struct llm_up *u = arg;
-    switch (u->t->prov->stream_event(u->ps, ev, emit, u, &u->err)) {
+    const struct llm_provider *pv = u->t->prov;
+    enum llm_stream_rc rc =
+        u->cb->raw_chunk && pv->stream_event_raw
+            ? pv->stream_event_raw(u->ps, ev, emit, emit_raw, u, &u->err)
+            : pv->stream_event(u->ps, ev, emit, u, &u->err);
+    switch (rc) {
     case LLM_STREAM_MORE: return 0;
     case LLM_STREAM_DONE: u->done = true; return 1;
     case LLM_STREAM_ERROR: u->failed = true; return 1;
@@ -213,9 +226,15 @@ static void succeed_unary(struct llm_up *u)
 {
     const struct llm_provider *pv = u->t->prov;
     char why[OMNI_ERR_LEN] = "";
-    json_t *out =
-        u->embed ? pv->parse_embed(u->t, u->req, u->body.data, u->body.len, why)
-                 : pv->parse_chat(u->t, u->body.data, u->body.len, why);
+    bool verbatim = false;
+    json_t *out;
+    if (u->embed)
+        out = pv->parse_embed(u->t, u->req, u->body.data, u->body.len, why);
+    else if (u->cb->raw_done && pv->parse_chat_verbatim)
+        out = pv->parse_chat_verbatim(u->t, u->body.data, u->body.len,
+                                      &verbatim, why);
+    else
+        out = pv->parse_chat(u->t, u->body.data, u->body.len, why);
     if (!out) {
         struct llm_error err;
         set_err(&err, OMNI_E_UPSTREAM, 502, false, "malformed reply: %s",
@@ -223,7 +242,15 @@ static void succeed_unary(struct llm_up *u)
         fail(u, &err);
         return;
     }
-    u->cb->done(u->arg, out);
+    if (verbatim) {
+        /* the reply as the upstream wrote it, less trailing space */
+        size_t n = u->body.len;
+        while (n && strchr(" \t\r\n", u->body.data[n - 1]))
+            n--;
+        u->cb->raw_done(u->arg, u->body.data, n);
+    } else {
+        u->cb->done(u->arg, out);
+    }
     json_decref(out);
     up_free(u);
 }

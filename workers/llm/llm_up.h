@@ -36,6 +36,13 @@ struct llm_up_cbs {
      * or 502) or TIMEOUT (status 0), or the build error; err->message
      * starts with the configured provider name.  Freed as for done. */
     void (*fail)(void *arg, const struct llm_error *err);
+    /* Optional: a unified chunk, or the reply of a non-streamed chat,
+     * that is the upstream's own bytes (one JSON object; a chunk is on
+     * one line), given here instead of to chunk or done when the
+     * provider finds it needs no translation.  raw_done is a done: the
+     * same rules apply.  When NULL, everything comes parsed. */
+    void (*raw_chunk)(void *arg, const char *p, size_t n);
+    void (*raw_done)(void *arg, const char *p, size_t n);
 };
 
 struct llm_up_spec {

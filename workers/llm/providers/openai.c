@@ -60,26 +60,35 @@ static enum omni_err build_chat(const struct llm_target *t, json_t *req,
 }
 
 /* Servers differ on the name of the reasoning text: Ollama and vLLM say
- * "reasoning", DeepSeek "reasoning_content"; Omni says the latter. */
-static void rename_reasoning(json_t *msg)
+ * "reasoning", DeepSeek "reasoning_content"; Omni says the latter.
+ * Says whether it changed anything. */
+static bool rename_reasoning(json_t *msg)
 {
     json_t *r = json_object_get(msg, "reasoning");
+    if (!r)
+        return false;
     if (json_is_string(r) && !json_object_get(msg, "reasoning_content"))
         json_object_set(msg, "reasoning_content", r);
     json_object_del(msg, "reasoning");
+    return true;
 }
 
-/* Tool calls without "type" (Mistral) get "function". */
-static void fix_tool_calls(json_t *msg)
+/* Tool calls without "type" (Mistral) get "function".  Says whether it
+ * changed anything. */
+static bool fix_tool_calls(json_t *msg)
 {
     size_t i;
     json_t *tc;
+    bool changed = false;
     json_array_foreach(json_object_get(msg, "tool_calls"), i, tc)
     {
         if (json_is_object(tc) && !json_object_get(tc, "type") &&
-            json_object_get(tc, "function"))
+            json_object_get(tc, "function")) {
             json_object_set_new(tc, "type", json_string("function"));
+            changed = true;
+        }
     }
+    return changed;
 }
 
 /* A message of an error reply or stream error object, plus OpenRouter's
@@ -97,9 +106,14 @@ static void error_text(json_t *e, struct omni_buf *b)
         omni_buf_addf(b, "%s%s", b->len ? ": " : "", raw);
 }
 
-static json_t *parse_chat(const struct llm_target *t, const char *body,
-                          size_t len, char err[OMNI_ERR_LEN])
+/* The reply normalised; *verbatim (if not NULL) says whether body,
+ * starting with '{', needed no change. */
+static json_t *parse_chat_v(const struct llm_target *t, const char *body,
+                            size_t len, bool *verbatim, char err[OMNI_ERR_LEN])
 {
+    bool same = len && body[0] == '{';
+    if (verbatim)
+        *verbatim = false;
     json_t *j = prov_parse_object(NAME, body, len, err);
     if (!j)
         return NULL;
@@ -128,23 +142,49 @@ static json_t *parse_chat(const struct llm_target *t, const char *body,
             json_decref(j);
             return NULL;
         }
-        if (!json_object_get(ch, "index"))
+        if (!json_object_get(ch, "index")) {
             json_object_set_new(ch, "index", json_integer((json_int_t)i));
-        if (!json_object_get(ch, "finish_reason"))
+            same = false;
+        }
+        if (!json_object_get(ch, "finish_reason")) {
             json_object_set_new(ch, "finish_reason", json_null());
-        if (!json_object_get(msg, "role"))
+            same = false;
+        }
+        if (!json_object_get(msg, "role")) {
             json_object_set_new(msg, "role", json_string("assistant"));
-        rename_reasoning(msg);
-        fix_tool_calls(msg);
+            same = false;
+        }
+        if (rename_reasoning(msg))
+            same = false;
+        if (fix_tool_calls(msg))
+            same = false;
     }
-    json_object_set_new(j, "object", json_string("chat.completion"));
-    if (!json_is_string(json_object_get(j, "id")))
+    const char *obj = json_string_value(json_object_get(j, "object"));
+    if (!obj || strcmp(obj, "chat.completion") != 0) {
+        json_object_set_new(j, "object", json_string("chat.completion"));
+        same = false;
+    }
+    if (!json_is_string(json_object_get(j, "id"))) {
         json_object_set_new(j, "id", json_string("chatcmpl-omni"));
-    if (!json_is_integer(json_object_get(j, "created")))
+        same = false;
+    }
+    if (!json_is_integer(json_object_get(j, "created"))) {
         json_object_set_new(j, "created", json_integer(prov_now()));
-    if (!json_is_string(json_object_get(j, "model")))
+        same = false;
+    }
+    if (!json_is_string(json_object_get(j, "model"))) {
         json_object_set_new(j, "model", json_string(t->model));
+        same = false;
+    }
+    if (verbatim)
+        *verbatim = same;
     return j;
+}
+
+static json_t *parse_chat(const struct llm_target *t, const char *body,
+                          size_t len, char err[OMNI_ERR_LEN])
+{
+    return parse_chat_v(t, body, len, NULL, err);
 }
 
 static struct llm_stream *stream_new(const struct llm_target *t, json_t *req)
@@ -192,10 +232,47 @@ static int stream_error_status(json_t *e)
     return 0;
 }
 
-static enum llm_stream_rc stream_event(struct llm_stream *s,
-                                       const struct llm_sse_event *ev,
-                                       llm_chunk_cb emit, void *arg,
-                                       struct llm_error *err)
+/* Would the parsed path below pass this chunk payload d[0..n) (trimmed)
+ * on unchanged, so that its bytes can be sent as they are?  Yes for an
+ * object on one line that says "object": "chat.completion.chunk" and has
+ * none of the keys that path looks at or changes.  In JSON a quote
+ * inside a string is escaped, so a quoted word such as "usage" that is
+ * not in the payload is no key of it (unless spelt with escapes).
+ * A false yes is excluded; a false no costs only the parse, which also
+ * rejects what is not JSON. */
+static bool chunk_verbatim(const char *d, size_t n)
+{
+    static const char obj[] = "\"object\"";
+    static const char val[] = "\"chat.completion.chunk\"";
+    static const char *const keys[] = {
+        "\"error\"",     "\"usage\"",      "\"x_groq\"",
+        "\"reasoning\"", "\"tool_calls\"",
+    };
+    if (n < 2 || d[0] != '{' || d[n - 1] != '}' || memchr(d, '\n', n))
+        return false;
+    const char *p = memmem(d, n, obj, sizeof obj - 1), *end = d + n;
+    if (!p)
+        return false;
+    p += sizeof obj - 1;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
+        p++;
+    if (p == end || *p++ != ':')
+        return false;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
+        p++;
+    if ((size_t)(end - p) < sizeof val - 1 || memcmp(p, val, sizeof val - 1))
+        return false;
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (memmem(d, n, keys[i], strlen(keys[i])))
+            return false;
+    return true;
+}
+
+static enum llm_stream_rc stream_event_raw(struct llm_stream *s,
+                                           const struct llm_sse_event *ev,
+                                           llm_chunk_cb emit,
+                                           llm_raw_cb emit_raw, void *arg,
+                                           struct llm_error *err)
 {
     const char *d = ev->data;
     size_t n = ev->data_len;
@@ -207,6 +284,10 @@ static enum llm_stream_rc stream_event(struct llm_stream *s,
         n--;
     if (n == 6 && memcmp(d, "[DONE]", 6) == 0)
         return LLM_STREAM_DONE;
+    if (emit_raw && chunk_verbatim(d, n)) {
+        emit_raw(d, n, arg);
+        return LLM_STREAM_MORE;
+    }
     json_error_t je;
     json_t *c = json_loadb(d, n, 0, &je);
     if (!json_is_object(c)) {
@@ -254,6 +335,14 @@ static enum llm_stream_rc stream_event(struct llm_stream *s,
     emit(c, arg);
     json_decref(c);
     return LLM_STREAM_MORE;
+}
+
+static enum llm_stream_rc stream_event(struct llm_stream *s,
+                                       const struct llm_sse_event *ev,
+                                       llm_chunk_cb emit, void *arg,
+                                       struct llm_error *err)
+{
+    return stream_event_raw(s, ev, emit, NULL, arg, err);
 }
 
 static enum omni_err build_embed(const struct llm_target *t, json_t *req,
@@ -375,8 +464,10 @@ const struct llm_provider llm_openai = {
     .name = NAME,
     .build_chat = build_chat,
     .parse_chat = parse_chat,
+    .parse_chat_verbatim = parse_chat_v,
     .stream_new = stream_new,
     .stream_event = stream_event,
+    .stream_event_raw = stream_event_raw,
     .stream_usage = stream_usage,
     .stream_free = stream_free,
     .build_embed = build_embed,

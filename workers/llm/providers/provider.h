@@ -55,6 +55,9 @@ struct llm_stream;
 
 /* Receives each unified chunk (borrowed for the call). */
 typedef void (*llm_chunk_cb)(json_t *chunk, void *arg);
+/* Receives a unified chunk that is the upstream's own bytes: one JSON
+ * object on one line (borrowed for the call). */
+typedef void (*llm_raw_cb)(const char *p, size_t n, void *arg);
 
 enum llm_stream_rc {
     LLM_STREAM_MORE = 0, /* go on feeding */
@@ -72,6 +75,12 @@ struct llm_provider {
      * err set. */
     json_t *(*parse_chat)(const struct llm_target *t, const char *body,
                           size_t len, char err[OMNI_ERR_LEN]);
+    /* Optional: parse_chat that also sets *verbatim when body (starting
+     * with '{') already is that chat.completion, so that its bytes can
+     * be sent instead of the re-serialised reply. */
+    json_t *(*parse_chat_verbatim)(const struct llm_target *t, const char *body,
+                                   size_t len, bool *verbatim,
+                                   char err[OMNI_ERR_LEN]);
 
     struct llm_stream *(*stream_new)(const struct llm_target *t, json_t *req);
     /* One SSE event of a streamed reply: emits zero or more chunks. */
@@ -79,6 +88,13 @@ struct llm_provider {
                                        const struct llm_sse_event *ev,
                                        llm_chunk_cb emit, void *arg,
                                        struct llm_error *err);
+    /* Optional: stream_event that passes a chunk needing no translation
+     * to emit_raw as its bytes instead of parsing it (others to emit). */
+    enum llm_stream_rc (*stream_event_raw)(struct llm_stream *s,
+                                           const struct llm_sse_event *ev,
+                                           llm_chunk_cb emit,
+                                           llm_raw_cb emit_raw, void *arg,
+                                           struct llm_error *err);
     /* Usage seen in the stream so far ({"prompt_tokens",...}) or NULL;
      * borrowed. */
     json_t *(*stream_usage)(struct llm_stream *s);
