@@ -65,7 +65,8 @@ struct llm_http {
     struct llm_xfer *spare; /* released, easy handle reset, timer idle */
     size_t nspare;
     struct sock *socks;
-    int depth; /* > 0 while curl runs our callbacks */
+    int depth;           /* > 0 while curl runs our callbacks */
+    const char *ca_file; /* $SSL_CERT_FILE, or NULL: libcurl's default */
 };
 
 static void on_xfer_timer(evutil_socket_t fd, short what, void *arg);
@@ -383,6 +384,9 @@ struct llm_http *llm_http_new(struct event_base *base,
     h->base = base;
     h->multi = multi;
     h->lim = *lim;
+    h->ca_file = getenv("SSL_CERT_FILE");
+    if (h->ca_file && !*h->ca_file)
+        h->ca_file = NULL;
     h->timer = evtimer_new(base, on_multi_timer, h);
     curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, h);
@@ -465,6 +469,10 @@ struct llm_xfer *llm_http_start(struct llm_http *h, struct llm_http_req *req,
     if (strncmp(x->url, "https://", 8) == 0)
         curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* Debian's libcurl has Debian's CA path built in; elsewhere (Amazon
+     * Linux in Lambda) the bundle is named by SSL_CERT_FILE. */
+    if (h->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->lim.connect_ms);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "omni-llm");
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
