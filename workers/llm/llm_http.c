@@ -16,6 +16,7 @@
 
 #include <curl/curl.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
