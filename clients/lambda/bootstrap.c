@@ -11,7 +11,9 @@
  * JSON (HTTP) or the final body (direct), streamed with Lambda response
  * streaming when the request streams.  Failures of a direct invocation
  * go to /invocation/{id}/error as Function.<Code>; HTTP events get HTTP
- * error replies, like the HTTP front.  SIGTERM exits at once.
+ * error replies, like the HTTP front.  SIGTERM (Lambda's shutdown)
+ * ends the /next long-poll and the process exits normally (status 0);
+ * outside that wait it exits at once.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -62,16 +64,39 @@ struct result {
     char code[48]; /* error code word, "" on success */
 };
 
+static volatile sig_atomic_t stopping; /* SIGTERM seen */
+static volatile sig_atomic_t idle;     /* no invocation left to answer */
+
+/* SIGTERM while idle (posting the reply, or waiting in /next) only
+ * raises the flag (exit() is not async-signal-safe): the loop leaves
+ * through main's normal return, which lets the process write what
+ * atexit handlers write.  Anywhere else (init, an invocation) nothing
+ * is worth finishing: out at once. */
 static void on_term(int sig)
 {
     (void)sig;
-    _exit(0);
+    stopping = 1;
+    if (!idle)
+        _exit(0);
+}
+
+/* curl's progress callback while waiting in /next: the signal wakes
+ * curl's poll, and a non-zero return aborts the transfer. */
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+                       curl_off_t un)
+{
+    (void)arg;
+    (void)dt;
+    (void)dn;
+    (void)ut;
+    (void)un;
+    return stopping;
 }
 
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !stopping)
         ;
 }
 
@@ -117,10 +142,14 @@ static void post_error(struct rt *rt, const char *path, const char *type,
     omni_buf_release(&b);
 }
 
+/* The reply of an invocation: from here a SIGTERM lets the post finish
+ * (the caller may already have the reply: the emulator and Lambda pass
+ * it on before they answer the post). */
 static void inv_error(struct rt *rt, const struct inv *iv, const char *type,
                       const char *message, const char *code, int status,
                       uint32_t retry_after_ms)
 {
+    idle = 1;
     char path[192];
     snprintf(path, sizeof path, "/invocation/%s/error", iv->id);
     post_error(rt, path, type, message, code, status, retry_after_ms);
@@ -129,6 +158,7 @@ static void inv_error(struct rt *rt, const struct inv *iv, const char *type,
 static void inv_response(struct rt *rt, const struct inv *iv, const void *body,
                          size_t n)
 {
+    idle = 1;
     char path[192];
     snprintf(path, sizeof path, "/invocation/%s/response", iv->id);
     const char *hdrs[] = {"Content-Type: " JSON_CT, NULL};
@@ -136,14 +166,23 @@ static void inv_response(struct rt *rt, const struct inv *iv, const void *body,
 }
 
 /* Long-poll the next invocation (no timeout: the process may be frozen
- * inside this call for any time).  Exits when the API is gone. */
-static void next(struct rt *rt, struct inv *iv, struct omni_lapi_resp *r)
+ * inside this call for any time).  Exits when the API is gone; false
+ * when SIGTERM came (before or during the wait). */
+static bool next(struct rt *rt, struct inv *iv, struct omni_lapi_resp *r)
 {
     char url[512], err[OMNI_ERR_LEN];
     snprintf(url, sizeof url, "%s/invocation/next", rt->base);
     struct omni_lapi_req req = {.method = "GET", .url = url};
+    idle = 1;
     for (int i = 0;; i++) {
-        if (omni_lapi_do(rt->h, &req, r, err) == OMNI_OK && r->status == 200)
+        if (stopping)
+            return false;
+        curl_easy_setopt(rt->h, CURLOPT_NOPROGRESS, 0L);
+        enum omni_err rc = omni_lapi_do(rt->h, &req, r, err);
+        curl_easy_setopt(rt->h, CURLOPT_NOPROGRESS, 1L);
+        if (stopping)
+            return false;
+        if (rc == OMNI_OK && r->status == 200)
             break;
         if (i + 1 >= NEXT_TRIES || r->status == 500) {
             omni_error("cannot get the next invocation: %s",
@@ -152,12 +191,16 @@ static void next(struct rt *rt, struct inv *iv, struct omni_lapi_resp *r)
         }
         sleep_ms(10L << i);
     }
+    idle = 0;
+    if (stopping)
+        return false;
     char v[64];
     memset(iv, 0, sizeof *iv);
     omni_lapi_header(r, "Lambda-Runtime-Aws-Request-Id", iv->id, sizeof iv->id);
     if (omni_lapi_header(r, "Lambda-Runtime-Deadline-Ms", v, sizeof v))
         iv->deadline_ms = strtoll(v, NULL, 10);
     omni_lapi_header(r, "Lambda-Runtime-Trace-Id", iv->trace, sizeof iv->trace);
+    return true;
 }
 
 /* ---------------------------------------------------------- the broker */
@@ -332,7 +375,9 @@ static void stream(struct rt *rt, const struct inv *iv, uint64_t id,
     struct omni_lstream_cfg cfg = {
         .url = url, .http = http, .shape = shape, .give_up_ms = give_up};
     struct omni_lstream_result r;
-    if (omni_lstream_run(&cfg, rt->c, id, &first, &r) != OMNI_OK)
+    enum omni_err sr = omni_lstream_run(&cfg, rt->c, id, &first, &r);
+    idle = 1;
+    if (sr != OMNI_OK)
         omni_error("%s", r.err);
     else if (r.status != 202)
         omni_error("streamed response: HTTP %ld", r.status);
@@ -540,7 +585,10 @@ int main(int argc, char **argv)
     (void)argc;
     (void)argv;
     omni_log_init("bootstrap");
-    signal(SIGTERM, on_term);
+    /* No SA_RESTART: the signal must interrupt what we wait in. */
+    struct sigaction sa = {.sa_handler = on_term};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     struct rt rt = {0};
     char err[OMNI_ERR_LEN];
@@ -555,6 +603,7 @@ int main(int argc, char **argv)
         !(rt.h = curl_easy_init()))
         omni_fatal("cannot initialise libcurl");
     omni_lapi_setup(rt.h);
+    curl_easy_setopt(rt.h, CURLOPT_XFERINFOFUNCTION, on_progress);
     if (cfg_rc != OMNI_OK)
         init_fail(&rt, "Runtime.ConfigInvalid", err);
     int lvl = omni_log_level_parse(omni_cfg_str("log_level"));
@@ -579,9 +628,18 @@ int main(int argc, char **argv)
 
     struct omni_lapi_resp r;
     omni_lapi_resp_init(&r);
-    for (;;) {
-        struct inv iv;
-        next(&rt, &iv, &r);
+    struct inv iv;
+    while (next(&rt, &iv, &r))
         invocation(&rt, &iv, &r);
-    }
+    omni_debug("SIGTERM: exiting");
+    omni_lapi_resp_release(&r);
+    omni_metrics_free(rt.metrics);
+    omni_route_cfg_release(&rt.rcfg);
+    if (rt.c)
+        omni_close(rt.c);
+    omni_free(rt.sock);
+    curl_easy_cleanup(rt.h);
+    curl_global_cleanup();
+    omni_cfg_free();
+    return 0;
 }

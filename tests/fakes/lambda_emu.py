@@ -265,6 +265,7 @@ class Env:
             rt.send_signal(signal.SIGTERM)
             try:
                 rt.wait(timeout=RUNTIME_TERM_MS / 1000)
+                rec["exits"]["runtime"] = rt.returncode
             except subprocess.TimeoutExpired:
                 rt.kill()
                 rec["killed"].append("runtime")

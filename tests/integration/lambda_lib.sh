@@ -25,6 +25,11 @@ _lambda_dump() {
         echo "--- emu.log (last 80 lines)" >&2
         tail -n 80 "$EMU_LOG" >&2
     fi
+    # The emulator's own shutdown first (SIGTERM to bootstrap, SHUTDOWN
+    # to the extension): the processes exit normally and write their
+    # coverage data; lib.sh's SIGKILL only finds what did not.
+    lambda_stop_emu
+    (exit "$rc")
     _omni_cleanup
 }
 
@@ -61,6 +66,9 @@ lambda_setup() {
 }
 
 lambda_start_emu() {
+    # A stale emu.out (an earlier emulator's "listening") must not be
+    # read before the new emulator truncates it.
+    rm -f "$OMNI_TEST_DIR/emu.out"
     /usr/bin/python3 tests/fakes/lambda_emu.py --opt "$OMNI_TEST_DIR/opt" \
         --task "$OMNI_TEST_DIR/task" --port 0 "$@" >"$OMNI_TEST_DIR/emu.out" \
         2>>"$EMU_LOG" &
