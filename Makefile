@@ -1,6 +1,6 @@
 # Omni - top-level, non-recursive Makefile.
 #
-# Knobs:   MALLOC=jemalloc|libc  SANITIZE=address,undefined  COVERAGE=1  V=1
+# Knobs:   MALLOC=jemalloc|libc  SANITIZE=address,undefined (or 1)  COVERAGE=1  V=1
 # Goals:   all test lint fmt coverage valgrind fuzz bench lambda clean
 #
 # Each part of the tree has a module.mk that declares its libraries,
@@ -17,6 +17,10 @@ COVERAGE ?=
 V        ?=
 Q        := $(if $(V),,@)
 
+# SANITIZE=1 (the contract's spelling) means the pair CI runs.
+ifeq ($(SANITIZE),1)
+  override SANITIZE := address,undefined
+endif
 ifneq ($(SANITIZE),)
   VARIANT := san
   MALLOC  := libc
