@@ -140,6 +140,11 @@ static int setup(void)
     tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
     struct timeval tv = {0, 20000};
     evtimer_add(tick, &tv);
+    /* The runner starts tests from the top of the tree; the arm64 run
+     * under qemu starts them from tests/. */
+    const char *fake = access("tests/mcp/http_fake.py", R_OK) == 0
+                           ? "tests/mcp/http_fake.py"
+                           : "mcp/http_fake.py";
     for (int i = 0; i < 3; i++) {
         ports[i] = free_port();
         char ps[16];
@@ -148,8 +153,8 @@ static int setup(void)
         pids[i] = fork();
         if (pids[i] == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
-            execl("/usr/bin/python3", "python3", "tests/mcp/http_fake.py",
-                  "--port", ps, flags[i], (char *)NULL);
+            execl("/usr/bin/python3", "python3", fake, "--port", ps, flags[i],
+                  (char *)NULL);
             _exit(127);
         }
         if (!run_until(port_open, &ports[i], 10000)) {
