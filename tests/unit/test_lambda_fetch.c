@@ -158,7 +158,7 @@ static void fetch_cfg(struct omni_secrets_cfg *cfg, char *url, size_t n,
 static void test_fetch_ok(void)
 {
     const char *replies[] = {reply("200 OK", OK_BODY), NULL};
-    struct srv s;
+    struct srv s = {0};
     CU_ASSERT_EQUAL_FATAL(srv_start(&s, replies), 0);
     struct omni_secrets_cfg cfg;
     char url[64], err[OMNI_ERR_LEN] = "";
@@ -213,7 +213,7 @@ static void test_fetch_failures(void)
             reply(cases[i].status1, cases[i].body1),
             cases[i].status2 ? reply(cases[i].status2, cases[i].body2) : NULL,
             NULL};
-        struct srv s;
+        struct srv s = {0};
         CU_ASSERT_EQUAL_FATAL(srv_start(&s, replies), 0);
         struct omni_secrets_cfg cfg;
         char url[64], err[OMNI_ERR_LEN] = "";
@@ -248,7 +248,7 @@ static void test_fetch_failures(void)
 static void test_fetch_region(void)
 {
     const char *replies[] = {reply("200 OK", OK_BODY), NULL};
-    struct srv s;
+    struct srv s = {0};
     CU_ASSERT_EQUAL_FATAL(srv_start(&s, replies), 0);
     struct omni_secrets_cfg cfg;
     char url[64], err[OMNI_ERR_LEN] = "";
@@ -272,7 +272,7 @@ static void test_lapi_do(void)
         "HTTP/1.1 202 Accepted\r\nX-Final: yes\r\nContent-Length: 2\r\n"
         "Connection: close\r\n\r\nok",
         "", NULL};
-    struct srv s;
+    struct srv s = {0};
     CU_ASSERT_EQUAL_FATAL(srv_start(&s, replies), 0);
     CURL *h = curl_easy_init();
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
@@ -312,8 +312,8 @@ static void test_lapi_do(void)
 /* SSL_CERT_FILE when it is readable, else a distribution's bundle. */
 static void test_ca_file(void)
 {
-    char *old =
-        getenv("SSL_CERT_FILE") ? strdup(getenv("SSL_CERT_FILE")) : NULL;
+    const char *was = getenv("SSL_CERT_FILE");
+    char *old = was ? strdup(was) : NULL;
     setenv("SSL_CERT_FILE", "/proc/self/status", 1);
     CU_ASSERT_STRING_EQUAL(omni_lapi_ca_file(), "/proc/self/status");
     setenv("SSL_CERT_FILE", "/nonexistent/ca.pem", 1);
