@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "omni.h"
 
@@ -70,6 +71,10 @@ int cli_call_json(struct cli *cli, const char *service, const char *op,
  * JSON and set *out to NULL; otherwise the caller owns *out. */
 int cli_call_show(struct cli *cli, const char *service, const char *op,
                   json_t *body, bool raw, json_t **out);
+
+/* Read all of f into a new NUL-terminated buffer (omni_free it), its
+ * length in *len.  NULL with errno set when reading fails. */
+char *cli_read_all(FILE *f, size_t *len);
 
 /* Print JSON text: indented when it parses, as is otherwise. */
 void cli_print_json(const char *text, size_t n);

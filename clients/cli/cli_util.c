@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "omni_alloc.h"
+#include "omni_buf.h"
 
 int cli_fail(const char *fmt, ...)
 {
@@ -179,4 +181,19 @@ void cli_print_json(const char *text, size_t n)
     }
     if (!n || (j || text[n - 1] != '\n'))
         fputc('\n', stdout);
+}
+
+char *cli_read_all(FILE *f, size_t *len)
+{
+    struct omni_buf b = OMNI_BUF_INIT;
+    char chunk[65536];
+    size_t r;
+    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
+        omni_buf_add(&b, chunk, r);
+    if (ferror(f)) {
+        omni_buf_release(&b);
+        errno = EIO;
+        return NULL;
+    }
+    return omni_buf_detach(&b, len);
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "omni_alloc.h"
 
 #define EXCERPT 100 /* bytes of text shown per query result */
 
@@ -24,25 +25,10 @@ static char *slurp(const char *path, size_t *len)
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
-    size_t cap = 65536, n = 0, r;
-    char *p = malloc(cap);
-    while (p && (r = fread(p + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            char *q = realloc(p, cap *= 2);
-            if (!q)
-                free(p);
-            p = q;
-        }
-    }
-    int bad = ferror(f);
+    char *p = cli_read_all(f, len);
+    int keep = errno;
     fclose(f);
-    if (bad) {
-        free(p);
-        errno = EIO;
-        return NULL;
-    }
-    *len = n;
+    errno = keep;
     return p;
 }
 
@@ -144,7 +130,7 @@ static json_t *document(const char *path)
                 : NULL;
         free(b64);
     }
-    free(p);
+    omni_free(p);
     if (!doc)
         cli_fail("cannot encode '%s' (is its name valid UTF-8?)", path);
     return doc;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "omni_alloc.h"
 #include "omni_time.h"
 
 static const char help[] =
@@ -129,25 +130,6 @@ static void put_chunk(const void *p, size_t n, void *arg)
     o->last = ((const char *)p)[n - 1];
 }
 
-/* Read all of stdin into a buffer (for `call ... -`). */
-static char *read_stdin(size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    char *p = malloc(cap);
-    size_t r;
-    while (p && (r = fread(p + n, 1, cap - n, stdin)) > 0) {
-        n += r;
-        if (n == cap) {
-            char *q = realloc(p, cap *= 2);
-            if (!q)
-                free(p);
-            p = q;
-        }
-    }
-    *len = n;
-    return p;
-}
-
 static int cmd_call(struct cli *cli, int argc, char **argv)
 {
     static const char use[] =
@@ -169,7 +151,7 @@ static int cmd_call(struct cli *cli, int argc, char **argv)
     size_t len = strlen(body);
     char *in = NULL;
     if (!strcmp(body, "-")) {
-        in = read_stdin(&len);
+        in = cli_read_all(stdin, &len);
         if (!in)
             return cli_fail("cannot read the body from stdin");
         body = in;
@@ -187,7 +169,7 @@ static int cmd_call(struct cli *cli, int argc, char **argv)
     char *out;
     size_t n;
     int rc = cli_call(cli, &r, &out, &n);
-    free(in);
+    omni_free(in);
     if (rc)
         return rc;
     /* omni_call returns the chunks and the final body joined; the
