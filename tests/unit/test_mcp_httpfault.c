@@ -24,6 +24,7 @@
 #include "mcp.h"
 #include "omni_cfg.h"
 #include "omni_time.h"
+#include "mcp_testlib.h"
 #include "unit.h"
 
 static struct event_base *base;
@@ -41,48 +42,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)arg;
 }
 
-typedef bool (*cond_fn)(void *arg);
-
-static bool run_until(cond_fn cond, void *arg, int ms)
-{
-    int64_t end = omni_now_ms() + ms;
-    while (!cond(arg)) {
-        if (omni_now_ms() > end)
-            return false;
-        event_base_loop(base, EVLOOP_ONCE);
-    }
-    return true;
-}
-
-struct result {
-    bool done;
-    enum omni_err err;
-    char msg[OMNI_ERR_LEN + 256];
-    json_t *res;
-};
-
-static bool is_done(void *arg)
-{
-    return ((struct result *)arg)->done;
-}
-
-static void on_done(void *arg, enum omni_err err, const char *msg,
-                    json_t *result)
-{
-    struct result *r = arg;
-    r->done = true;
-    r->err = err;
-    snprintf(r->msg, sizeof r->msg, "%s", msg ? msg : "");
-    r->res = result ? json_deep_copy(result) : NULL;
-}
-
 static void call(const char *name, const char *args, struct result *r)
 {
     memset(r, 0, sizeof *r);
     json_t *a = args ? json_loads(args, 0, NULL) : NULL;
     omni_mcp_hub_call(hub, name, a, omni_now_ms() + 10000, on_done, r);
     json_decref(a);
-    CU_ASSERT(run_until(is_done, r, 15000));
+    CU_ASSERT(run_until(base, is_done, r, 15000));
 }
 
 static const char *text0(const json_t *res)
@@ -157,7 +123,7 @@ static int setup(void)
                   (char *)NULL);
             _exit(127);
         }
-        if (!run_until(port_open, &ports[i], 10000)) {
+        if (!run_until(base, port_open, &ports[i], 10000)) {
             fprintf(stderr, "http_fake.py did not start\n");
             return 1;
         }
@@ -198,7 +164,7 @@ static int teardown(void)
 /* The catalog came over an SSE reply; a plain call works. */
 static void test_catalog_and_echo(void)
 {
-    CU_ASSERT_FATAL(run_until(has_echo, NULL, 10000));
+    CU_ASSERT_FATAL(run_until(base, has_echo, NULL, 10000));
     CU_ASSERT_PTR_NOT_NULL(omni_mcp_catalog_find(&hub->cat, "h__gone"));
     struct result r;
     call("h__echo", "{\"text\":\"over http\"}", &r);
@@ -263,7 +229,7 @@ static void test_big_event(void)
     memset(&r, 0, sizeof r);
     int64_t t0 = omni_now_ms();
     omni_mcp_hub_call(hub, "h__bigsse", NULL, t0 + 800, on_done, &r);
-    CU_ASSERT(run_until(is_done, &r, 10000));
+    CU_ASSERT(run_until(base, is_done, &r, 10000));
     CU_ASSERT_NOT_EQUAL(r.err, OMNI_OK);
     CU_ASSERT(omni_now_ms() - t0 < 5000);
     json_decref(r.res);

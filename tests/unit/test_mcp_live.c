@@ -24,6 +24,7 @@
 #include "omni_cfg.h"
 #include "omni_log.h"
 #include "omni_time.h"
+#include "mcp_testlib.h"
 #include "unit.h"
 
 #define EVERYTHING "node_modules/@modelcontextprotocol/server-everything/dist/"
@@ -49,41 +50,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)arg;
 }
 
-typedef bool (*cond_fn)(void *arg);
-
-static bool run_until(cond_fn cond, void *arg, int ms)
-{
-    int64_t end = omni_now_ms() + ms;
-    while (!cond(arg)) {
-        if (omni_now_ms() > end)
-            return false;
-        event_base_loop(base, EVLOOP_ONCE);
-    }
-    return true;
-}
-
-struct result {
-    bool done;
-    enum omni_err err;
-    char msg[OMNI_ERR_LEN + 256];
-    json_t *res;
-};
-
-static bool is_done(void *arg)
-{
-    return ((struct result *)arg)->done;
-}
-
-static void on_done(void *arg, enum omni_err err, const char *msg,
-                    json_t *result)
-{
-    struct result *r = arg;
-    r->done = true;
-    r->err = err;
-    snprintf(r->msg, sizeof r->msg, "%s", msg ? msg : "");
-    r->res = result ? json_deep_copy(result) : NULL;
-}
-
 /* Call a tool and wait; r->res must be released by the caller. */
 static void call(const char *name, const char *args, int64_t deadline,
                  struct result *r)
@@ -92,7 +58,7 @@ static void call(const char *name, const char *args, int64_t deadline,
     json_t *a = args ? json_loads(args, 0, NULL) : NULL;
     omni_mcp_hub_call(hub, name, a, deadline, on_done, r);
     json_decref(a);
-    CU_ASSERT(run_until(is_done, r, 15000));
+    CU_ASSERT(run_until(base, is_done, r, 15000));
 }
 
 /* The first text block of a CallToolResult. */
@@ -246,7 +212,7 @@ static void test_catalog_from_all(void)
                                        "modern__echo",
                                        "http__echo",
                                        NULL};
-    bool ok = run_until(has_tools, (void *)want, 30000);
+    bool ok = run_until(base, has_tools, (void *)want, 30000);
     for (size_t i = 0; want[i]; i++)
         if (!omni_mcp_catalog_find(&hub->cat, want[i]))
             fprintf(stderr, "missing tool %s\n", want[i]);
@@ -354,7 +320,7 @@ static void test_concurrent(void)
                           on_done, &r[i]);
         json_decref(a);
     }
-    CU_ASSERT_FATAL(run_until(all_done, r, 15000));
+    CU_ASSERT_FATAL(run_until(base, all_done, r, 15000));
     for (int i = 0; i < 32; i++) {
         char want[64];
         snprintf(want, sizeof want, "Echo: m%d", i);
@@ -443,7 +409,7 @@ static json_t *rpc(const char *fmt, const char *session)
     struct rpc_got g = {0};
     omni_mcp_front_rpc(front, b, 0, on_rpc, &g);
     json_decref(b);
-    CU_ASSERT(run_until(rpc_done, &g, 15000));
+    CU_ASSERT(run_until(base, rpc_done, &g, 15000));
     return g.answer;
 }
 
@@ -543,7 +509,7 @@ static void test_front(void)
     CU_ASSERT_EQUAL(cr.err, OMNI_OK);
     json_decref(cr.res);
     static const char *const fresh[] = {"fake__fresh", NULL};
-    CU_ASSERT(run_until(has_tools, (void *)fresh, 5000));
+    CU_ASSERT(run_until(base, has_tools, (void *)fresh, 5000));
     CU_ASSERT_EQUAL(lg.pushes, 1);
     omni_mcp_front_unlisten(l);
 
@@ -629,11 +595,11 @@ static void test_killed_mid_call(void)
     while (omni_now_ms() < until)
         event_base_loop(base, EVLOOP_ONCE);
     CU_ASSERT(kill((pid_t)pid, SIGKILL) == 0);
-    CU_ASSERT(run_until(is_done, &r, 5000));
+    CU_ASSERT(run_until(base, is_done, &r, 5000));
     CU_ASSERT_EQUAL(r.err, OMNI_E_UNAVAILABLE);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.msg, "went away"));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.msg, "signal 9"));
-    CU_ASSERT(run_until(fake_ready, NULL, 10000));
+    CU_ASSERT(run_until(base, fake_ready, NULL, 10000));
     call("fake__echo", "{\"text\":\"back\"}", 0, &r);
     CU_ASSERT_EQUAL(r.err, OMNI_OK);
     CU_ASSERT_STRING_EQUAL(text0(r.res), "back");
@@ -646,7 +612,7 @@ static void test_gather(void)
         return;
     struct result r = {0};
     omni_mcp_hub_gather(hub, "prompts", on_done, &r);
-    CU_ASSERT(run_until(is_done, &r, 10000));
+    CU_ASSERT(run_until(base, is_done, &r, 10000));
     CU_ASSERT_EQUAL(r.err, OMNI_OK);
     json_t *p = json_object_get(r.res, "prompts");
     CU_ASSERT(json_array_size(p) > 0);
@@ -656,7 +622,7 @@ static void test_gather(void)
     json_decref(r.res);
     memset(&r, 0, sizeof r);
     omni_mcp_hub_gather(hub, "resources", on_done, &r);
-    CU_ASSERT(run_until(is_done, &r, 10000));
+    CU_ASSERT(run_until(base, is_done, &r, 10000));
     CU_ASSERT_EQUAL(r.err, OMNI_OK);
     CU_ASSERT(json_array_size(json_object_get(r.res, "resources")) > 0);
     json_decref(r.res);
@@ -685,7 +651,7 @@ static void test_http_session_lost(void)
     kill(http_pid, SIGTERM);
     waitpid(http_pid, NULL, 0);
     http_pid = start_http(port);
-    CU_ASSERT_FATAL(run_until(port_open, &port, 10000));
+    CU_ASSERT_FATAL(run_until(base, port_open, &port, 10000));
     struct result r;
     call("http__echo", "{\"message\":\"new session\"}", 0, &r);
     if (r.err != OMNI_OK)
