@@ -7,6 +7,7 @@
 #   omni_stop                   SIGTERM the broker; returns its status
 #   omni_check_log              fail on sanitizer reports in the broker log
 #   omni_track PID              kill PID in the cleanup trap too
+#   omni_start_fake             provider emulator on a free port; sets FAKE
 #   omni_stat KEY...            a value from `omni stats` (path of keys)
 #   omni_py                     python3 with module omnitest (raw client)
 #   free_port                   print a free loopback TCP port
@@ -253,4 +254,18 @@ start_redis() {
     done
     cat "$OMNI_TEST_DIR/redis.log" >&2
     fail "redis-server did not start on port $port"
+}
+
+# omni_start_fake: the provider emulator (tests/fakes/provider.js) on a
+# free loopback port, killed in the cleanup trap; sets FAKE to its port.
+omni_start_fake() {
+    local i
+    node tests/fakes/provider.js --port 0 >"$OMNI_TEST_DIR/fake.out" 2>&1 &
+    omni_track $!
+    for ((i = 0; i < 100; i++)); do
+        grep -q '^listening' "$OMNI_TEST_DIR/fake.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    FAKE=$(awk '/^listening/{print $2}' "$OMNI_TEST_DIR/fake.out")
+    [ -n "$FAKE" ] || fail "the provider emulator did not start"
 }
