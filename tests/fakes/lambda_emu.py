@@ -442,7 +442,7 @@ class Handler(BaseHTTPRequestHandler):
             self.body()
             return self.err(403, "InvalidStateTransition",
                             "response already posted")
-        if now_ms() > inv.deadline_ms:
+        if now_ms() >= inv.deadline_ms:
             # Lambda has timed the invocation out already: a post that
             # starts after the deadline finds it gone, however soon the
             # invoke thread would have noticed.
