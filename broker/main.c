@@ -24,8 +24,10 @@
 
 #include "omni_alloc.h"
 #include "omni_cfg.h"
+#include "omni_ev.h"
 #include "omni_log.h"
 #include "omni_time.h"
+#include "server.h"
 
 #define EXIT_FLUSH_MS 1000
 #define EXIT_POLL_MS  20
@@ -41,6 +43,7 @@ struct opts {
 /* The process's shutdown state (one broker per process). */
 static struct life {
     struct omni_broker *b;
+    struct omni_http_server *http; /* http.mode=broker */
     struct event *drain_timer, *finish_ev, *exit_timer;
     bool finishing;
     int64_t exit_by;
@@ -136,6 +139,13 @@ static void finish(evutil_socket_t fd, short what, void *arg)
     omni_supervisor_stop(b->sup, children_gone, b);
 }
 
+/* The embedded HTTP front answered its last request; the broker's own
+ * drain decides when to stop. */
+static void on_http_drained(void *arg)
+{
+    (void)arg;
+}
+
 /* Router op: draining and idle.  Called from deep inside the router, so
  * the work is deferred to the loop. */
 static void on_drained(void *arg)
@@ -158,6 +168,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     omni_info("signal %d: draining %zu requests (up to %ld ms)", (int)sig,
               omni_router_in_flight(b->router), ms);
     b->draining = true;
+    if (life.http)
+        omni_http_server_drain(life.http);
     omni_listener_stop(b->listener);
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     evtimer_add(life.drain_timer, &tv);
@@ -227,12 +239,17 @@ static int run(const struct opts *o)
     struct omni_broker b = {.started_ms = omni_now_ms()};
     int fd = -1, status = 1;
     life.b = &b;
+    const char *mode = omni_cfg_str("http.mode");
+    if (strcmp(mode, "broker") && strcmp(mode, "process")) {
+        omni_error("http.mode '%.32s': want broker or process", mode);
+        goto out;
+    }
     if (omni_listener_prepare_dir(sock, err) != OMNI_OK ||
         omni_listener_open(sock, &fd, err) != OMNI_OK) {
         omni_error("%s", err);
         goto out;
     }
-    b.base = event_base_new();
+    b.base = omni_ev_base_new();
     struct omni_router_cfg rcfg = {
         .services = omni_cfg_str("services"),
         .queue_max = (size_t)omni_cfg_int("broker.queue_max"),
@@ -267,6 +284,21 @@ static int run(const struct opts *o)
         .restart_max_ms = omni_cfg_int("broker.restart_max_ms"),
         .worker_args = wargs,
     };
+    if (*scfg.http_listen && !strcmp(mode, "broker")) {
+        scfg.http_listen = "";
+        struct omni_http_opts hopts = {
+            .listen = omni_cfg_str("http_listen"),
+            .client_keys = omni_cfg_str("client_keys"),
+            .max_body = (size_t)omni_cfg_int("http.max_body"),
+            .socket = sock,
+            .drained = on_http_drained,
+        };
+        life.http = omni_http_server_new(b.base, &hopts, err);
+        if (!life.http) {
+            omni_error("%s", err);
+            goto out;
+        }
+    }
     b.sup = omni_supervisor_new(&b, &scfg);
     life.drain_timer = evtimer_new(b.base, finish, &b);
     life.finish_ev = event_new(b.base, -1, 0, finish, &b);
@@ -283,6 +315,7 @@ static int run(const struct opts *o)
     event_free(sigterm);
     event_free(sigint);
 out:
+    omni_http_server_free(life.http);
     omni_supervisor_free(b.sup);
     omni_listener_free(b.listener);
     omni_router_free(b.router);

@@ -64,6 +64,9 @@ static const struct omni_cfg_def omni_cfg_defs[] = {
      "HTTP front host:port; empty disables it"},
 
     /* HTTP front. */
+    {"http.mode", "OMNI_HTTP_MODE", S, "broker", 0, 0, 0,
+     "broker: the HTTP front runs in the broker's loop; process: as the "
+     "supervised omni-http"},
     {"http.max_body", "OMNI_HTTP_MAX_BODY", I, "16777216", 1024, 1073741824, 0,
      "largest HTTP request body, bytes"},
 
@@ -114,6 +117,8 @@ static const struct omni_cfg_def omni_cfg_defs[] = {
      "longest wait for a cache lookup before serving without it"},
     {"llm.max_host_connections", "OMNI_LLM_MAX_HOST_CONNECTIONS", I, "4096", 0,
      1000000, 0, "upstream connections per host; 0 = no limit"},
+    {"llm.max_idle_connections", "OMNI_LLM_MAX_IDLE_CONNECTIONS", I, "1024", 1,
+     1000000, 0, "idle upstream connections kept open for reuse"},
 
     /* MCP worker. */
     {"mcp_config", "OMNI_MCP_CONFIG", S, "", 0, 0, 0, "mcpServers JSON file"},

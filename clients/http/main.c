@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "omni_cfg.h"
+#include "omni_ev.h"
 #include "omni_log.h"
 #include "server.h"
 
@@ -79,14 +80,7 @@ int main(int argc, char **argv)
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
-    /* With a change list, the epoll_ctl calls of one loop iteration are
-     * merged: evhttp disabling reads on a connection and server.c adding
-     * its disconnect watch on the same fd cancel out instead of costing
-     * two system calls per request. */
-    struct event_config *ecfg = event_config_new();
-    event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    struct state st = {event_base_new_with_config(ecfg), NULL};
-    event_config_free(ecfg);
+    struct state st = {omni_ev_base_new(), NULL};
     if (!st.base)
         omni_fatal("cannot create the event loop");
     struct omni_http_opts opts = {

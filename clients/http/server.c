@@ -73,6 +73,8 @@ struct omni_http_server {
     struct hreq *reqs;
     size_t in_flight;
     bool draining;
+    void (*drained_cb)(void *arg);
+    void *drained_arg;
     int64_t health_at_ms; /* when the cached ping result was got */
     bool health_ok;
     char health_reason[OMNI_ERR_LEN];
@@ -162,6 +164,14 @@ static void detach(struct hreq *h)
         evhttp_connection_set_closecb(h->evcon, NULL, NULL);
 }
 
+static void drained(struct omni_http_server *s)
+{
+    if (s->drained_cb)
+        s->drained_cb(s->drained_arg);
+    else
+        event_base_loopexit(s->base, NULL);
+}
+
 /* The end of an hreq: count it, free it, maybe end the drain. */
 static void finish(struct hreq *h)
 {
@@ -177,7 +187,7 @@ static void finish(struct hreq *h)
     omni_free(h);
     s->in_flight--;
     if (s->draining && s->in_flight == 0)
-        event_base_loopexit(s->base, NULL);
+        drained(s);
 }
 
 /* The client went away: cancel its broker request.  The hreq stays
@@ -194,10 +204,17 @@ static void client_gone(struct hreq *h)
         omni_link_cancel(h->s->link, h->id);
 }
 
+/* evhttp saw the connection fail.  A request it had handed us and we
+ * had not finished is taken off the connection (its evcon is NULL) and
+ * left to us to free; one still on the connection goes with it. */
 static void on_close(struct evhttp_connection *evcon, void *arg)
 {
+    struct hreq *h = arg;
+    struct evhttp_request *req = h->req;
     (void)evcon;
-    client_gone(arg);
+    client_gone(h);
+    if (req && !evhttp_request_get_connection(req))
+        evhttp_request_free(req);
 }
 
 static void on_watch(evutil_socket_t fd, short what, void *arg)
@@ -590,6 +607,8 @@ struct omni_http_server *omni_http_server_new(struct event_base *base,
     s->http = evhttp_new(base);
     omni_route_cfg_keys(&s->cfg, o->client_keys);
     s->cfg.max_body = o->max_body;
+    s->drained_cb = o->drained;
+    s->drained_arg = o->drained_arg;
     /* evhttp answers bodies over its own limit with an HTML 413; ours is
      * twice the configured one, so a body a little over the limit gets
      * our JSON 413 while memory per connection stays bounded. */
@@ -640,7 +659,7 @@ void omni_http_server_drain(struct omni_http_server *s)
     }
     omni_info("draining: %zu request(s) in flight", s->in_flight);
     if (s->in_flight == 0)
-        event_base_loopexit(s->base, NULL);
+        drained(s);
 }
 
 void omni_http_server_free(struct omni_http_server *s)

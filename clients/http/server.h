@@ -23,6 +23,10 @@ struct omni_http_opts {
     const char *client_keys; /* comma list, "" for none */
     size_t max_body;         /* bytes */
     const char *socket;      /* broker socket, NULL: the configured one */
+    /* Called once a drain has nothing left in flight; NULL: leave the
+     * loop (event_base_loopexit). */
+    void (*drained)(void *arg);
+    void *drained_arg;
 };
 
 /* Bind and start serving on base.  NULL with err set when the address
@@ -30,7 +34,8 @@ struct omni_http_opts {
 struct omni_http_server *omni_http_server_new(struct event_base *base,
                                               const struct omni_http_opts *o,
                                               char err[OMNI_ERR_LEN]);
-/* Stop accepting; leave the loop once nothing is in flight. */
+/* Stop accepting; once nothing is in flight, call o->drained or leave
+ * the loop. */
 void omni_http_server_drain(struct omni_http_server *s);
 void omni_http_server_free(struct omni_http_server *s);
 

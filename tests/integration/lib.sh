@@ -71,6 +71,14 @@ _omni_cleanup() {
         kill -0 "$p" && _omni_kill_tree "$p"
     done
     wait
+    # What the processes reported as they exited (leaks are only known
+    # then) fails a test that had passed.
+    if [ "$rc" -eq 0 ] && [ -n "$OMNI_TEST_DIR" ] &&
+        grep -A 12 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+            "$OMNI_TEST_DIR/broker.log" 2>/dev/null; then
+        echo "FAIL: sanitizer report in the broker log at exit"
+        rc=1
+    fi
     [ -n "$OMNI_TEST_DIR" ] && rm -rf "$OMNI_TEST_DIR"
     exit "$rc"
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# t2040-broker-http-front: with http_listen set and an omni-http binary
-# beside the workers, the broker starts it with the socket in its
+# t2040-broker-http-front: with http_listen set, http.mode process and an
+# omni-http binary beside the workers, the broker starts it with the socket in its
 # environment and restarts it when it dies; with http_listen empty it
 # does not.  (A fake omni-http that connects as a client stands in.)
 . "$(dirname "$0")/lib.sh"
@@ -18,7 +18,7 @@ s.connect(os.environ["OMNI_SOCKET"])
 time.sleep(60)
 PY
 chmod +x "$fake/omni-http"
-export OMNI_WORKER_DIR=$fake OMNI_RESTART_MIN_MS=100
+export OMNI_WORKER_DIR=$fake OMNI_RESTART_MIN_MS=100 OMNI_HTTP_MODE=process
 OMNI_HTTP_LISTEN=127.0.0.1:$(free_port)
 export OMNI_HTTP_LISTEN
 omni_start_broker

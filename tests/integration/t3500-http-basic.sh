@@ -3,7 +3,8 @@
 # broker is down and 200 once omni-http has reconnected to it; /metrics
 # is valid Prometheus text with the broker's service gauges; 404, 405,
 # 413 and 400 come back as OpenAI error JSON; SIGTERM exits 0; spawned
-# by the broker, client keys guard /v1 and /mcp but not /health.
+# by the broker or served by it, client keys guard /v1 and /mcp but not
+# /health; an unknown http.mode does not start.
 . "$(dirname "$0")/lib.sh"
 omni_setup
 [ -x "$OMNI_BIN/omni-http" ] || fail "no $OMNI_BIN/omni-http"
@@ -146,37 +147,55 @@ rc=$?
 [ $rc -eq 0 ] || fail "omni-http exited with $rc after SIGTERM, want 0"
 omni_stop || fail "broker stop failed"
 
-# --- spawned by the broker, with client keys.
-port=$(free_port)
-base=http://127.0.0.1:$port
-OMNI_HTTP_LISTEN=127.0.0.1:$port OMNI_CLIENT_KEYS=k-test-one,k-test-two \
-    omni_start_broker
-omni_wait_ready || fail "broker not ready (second start)"
-for ((i = 0; i < 100; i++)); do
-    [ "$(req GET /health)" = 200 ] && break
-    sleep 0.1
+# --- served by the broker (http.mode broker, the default) and spawned
+# by it as omni-http (process), with client keys.
+for mode in broker process; do
+    port=$(free_port)
+    base=http://127.0.0.1:$port
+    : >"$OMNI_BROKER_LOG"
+    OMNI_HTTP_LISTEN=127.0.0.1:$port OMNI_CLIENT_KEYS=k-test-one,k-test-two \
+        OMNI_HTTP_MODE=$mode omni_start_broker
+    omni_wait_ready || fail "broker not ready ($mode)"
+    for ((i = 0; i < 100; i++)); do
+        [ "$(req GET /health)" = 200 ] && break
+        sleep 0.1
+    done
+    [ "$(req GET /health)" = 200 ] || fail "$mode: health not 200"
+    [ "$(req GET /v1/models)" = 401 ] || fail "$mode: no key: not 401"
+    check_error 401 unauthorized
+    [ "$(req GET /v1/models -H 'Authorization: Bearer k-wrong')" = 401 ] ||
+        fail "$mode: wrong key: not 401"
+    [ "$(req POST /mcp -H 'Content-Type: application/json' -d '{}')" = 401 ] ||
+        fail "$mode: /mcp without a key: not 401"
+    [ "$(req GET /v1/models -H 'Authorization: Bearer k-test-two')" = 404 ] ||
+        fail "$mode: good key: got $(cat "$t/body"), want the broker's 404"
+    check_error 404 no_service
+    grep -q 'k-test-two' "$OMNI_BROKER_LOG" && fail "a client key was logged"
+    hpid=$(pgrep -P "$OMNI_BROKER_PID" -f omni-http)
+    if [ $mode = broker ]; then
+        [ -z "$hpid" ] || fail "broker mode started omni-http $hpid"
+        grep -q '"prog":"omni-broker".*listening on http://' \
+            "$OMNI_BROKER_LOG" || fail "the broker does not serve HTTP"
+        omni_stop || fail "broker exit status not 0 ($mode)"
+        continue
+    fi
+    grep -q 'started omni-http' "$OMNI_BROKER_LOG" ||
+        fail "the broker did not start omni-http"
+    [ -n "$hpid" ] || fail "no omni-http child of the broker"
+    omni_stop || fail "broker exit status not 0"
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$hpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$hpid" 2>/dev/null && fail "omni-http outlived the broker"
 done
-[ "$(req GET /health)" = 200 ] || fail "spawned omni-http: health not 200"
-grep -q 'started omni-http' "$OMNI_BROKER_LOG" ||
-    fail "the broker did not start omni-http"
-[ "$(req GET /v1/models)" = 401 ] || fail "no key: not 401"
-check_error 401 unauthorized
-[ "$(req GET /v1/models -H 'Authorization: Bearer k-wrong')" = 401 ] ||
-    fail "wrong key: not 401"
-[ "$(req POST /mcp -H 'Content-Type: application/json' -d '{}')" = 401 ] ||
-    fail "/mcp without a key: not 401"
-[ "$(req GET /v1/models -H 'Authorization: Bearer k-test-two')" = 404 ] ||
-    fail "good key: got $(cat "$t/body"), want the broker's 404"
-check_error 404 no_service
-grep -q 'k-test-two' "$OMNI_BROKER_LOG" && fail "a client key was logged"
-hpid=$(pgrep -P "$OMNI_BROKER_PID" -f omni-http)
-[ -n "$hpid" ] || fail "no omni-http child of the broker"
-omni_stop || fail "broker exit status not 0"
-for ((i = 0; i < 50; i++)); do
-    kill -0 "$hpid" 2>/dev/null || break
-    sleep 0.1
-done
-kill -0 "$hpid" 2>/dev/null && fail "omni-http outlived the broker"
+
+# --- an unknown http.mode is a configuration error.
+OMNI_HTTP_LISTEN=127.0.0.1:$(free_port) OMNI_HTTP_MODE=thread \
+    "$OMNI_BIN/omni-broker" >"$t/bad-mode.log" 2>&1
+rc=$?
+[ $rc -eq 1 ] || fail "http.mode=thread: exit $rc, want 1"
+grep -q "http.mode" "$t/bad-mode.log" || fail "bad mode not named: $(cat "$t/bad-mode.log")"
 grep -E 'Sanitizer|runtime error' "$t/http.log" "$OMNI_BROKER_LOG" &&
     fail "sanitizer reports in the logs"
 echo "ok: health 503 then 200, metrics, error JSON, SIGTERM, keys"

@@ -5,6 +5,7 @@
 # while waiting for a plain reply.  Each time the llm service has
 # nothing in flight within a second of the kill, omni-http logs the
 # disconnect, the worker logs the cancel, and the front still serves.
+# Then SIGTERM with a stream in flight: it finishes, new ones are refused.
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 command -v node >/dev/null || skip "node is not installed"
@@ -96,5 +97,30 @@ code=$(curl -s -o "$t/b" -w '%{http_code}' --max-time 20 \
          "messages":[{"role":"user","content":"still there"}]}')
 [ "$code" = 200 ] && grep -q 'Echo: still there' "$t/b" ||
     fail "chat after the disconnects: $code $(cat "$t/b")"
+
+# SIGTERM with a stream in flight: new requests are turned away at once,
+# the stream runs to [DONE], then the broker exits 0.
+curl -s -N --max-time 30 -o "$t/drain.out" "$base/v1/chat/completions" \
+    -H 'Content-Type: application/json' \
+    -d '{"model":"openai/gpt-4o-mini","stream":true,"messages":[{"role":
+         "user","content":"[fault:slow=200] drain one two three four"}]}' &
+cpid=$!
+for ((i = 0; i < 100; i++)); do
+    grep -q 'Echo:' "$t/drain.out" 2>/dev/null && break
+    sleep 0.05
+done
+grep -q 'Echo:' "$t/drain.out" || fail "drain: the stream did not start"
+kill -TERM "$OMNI_BROKER_PID"
+sleep 0.2
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$base/health")
+# Refused by the broker's own front; 503 from a separate omni-http
+# (http.mode process), which runs until the broker stops its children.
+[ "$code" = 000 ] || [ "$code" = 503 ] || fail "drain: a new request got $code"
+wait $cpid || fail "drain: curl exit $?"
+grep -q 'data: \[DONE\]' "$t/drain.out" ||
+    fail "drain: the stream was cut: $(cat "$t/drain.out")"
+grep -q 'four' "$t/drain.out" || fail "drain: words lost: $(cat "$t/drain.out")"
+omni_stop || fail "drain: broker exit status $?, want 0"
 omni_check_log
-echo "ok: disconnects before, during and without a stream cancel upstream"
+echo "ok: disconnects before, during and without a stream cancel upstream;"
+echo "ok: SIGTERM lets a stream finish and turns new requests away"

@@ -137,7 +137,7 @@ static void on_done(void *arg, const struct llm_xfer_result *res)
 
 static struct llm_http *client(long first_byte, long idle)
 {
-    struct llm_http_limits lim = {2000, first_byte, idle, 0};
+    struct llm_http_limits lim = {2000, first_byte, idle, 0, 0};
     char err[OMNI_ERR_LEN];
     struct llm_http *h = llm_http_new(base, &lim, err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);

@@ -21,6 +21,7 @@
 
 #include "omni_alloc.h"
 #include "omni_cfg.h"
+#include "omni_ev.h"
 #include "omni_log.h"
 #include "worker_int.h"
 
@@ -44,7 +45,7 @@ struct omni_worker *omni_worker_new(const struct omni_worker_def *def,
     w->def = def;
     w->base = base;
     if (!base) {
-        w->base = event_base_new();
+        w->base = omni_ev_base_new();
         w->own_base = true;
     }
     w->capacity = def->capacity;

@@ -67,6 +67,7 @@ struct llm_engine *llm_engine_new(struct omni_worker *w, char err[OMNI_ERR_LEN])
         .first_byte_ms = omni_cfg_int("llm.first_byte_timeout_ms"),
         .idle_ms = omni_cfg_int("llm.idle_timeout_ms"),
         .max_host_conns = omni_cfg_int("llm.max_host_connections"),
+        .max_idle_conns = omni_cfg_int("llm.max_idle_connections"),
     };
     e->http = llm_http_new(e->base, &lim, err);
     const char *url = omni_cfg_str("redis_url");

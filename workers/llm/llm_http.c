@@ -396,6 +396,11 @@ struct llm_http *llm_http_new(struct event_base *base,
     curl_multi_setopt(multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                       lim->max_host_conns);
+    /* libcurl's default cache is 4 x the transfers in progress, so a
+     * dip in concurrency closes connections the next burst reopens
+     * (0 keeps that default). */
+    if (lim->max_idle_conns > 0)
+        curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, lim->max_idle_conns);
     return h;
 }
 

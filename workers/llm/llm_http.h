@@ -32,6 +32,7 @@ struct llm_http_limits {
     long first_byte_ms;  /* start of the transfer to the first byte */
     long idle_ms;        /* longest silence once bytes flow */
     long max_host_conns; /* CURLMOPT_MAX_HOST_CONNECTIONS; 0: no limit */
+    long max_idle_conns; /* CURLMOPT_MAXCONNECTS; 0: libcurl's default */
 };
 
 /* How a transfer ended. */
