@@ -64,9 +64,9 @@ static const struct omni_cfg_def omni_cfg_defs[] = {
      "HTTP front host:port; empty disables it"},
 
     /* HTTP front. */
-    {"http.mode", "OMNI_HTTP_MODE", S, "broker", 0, 0, 0,
-     "broker: the HTTP front runs in the broker's loop; process: as the "
-     "supervised omni-http"},
+    {"http.mode", "OMNI_HTTP_MODE", S, "process", 0, 0, 0,
+     "process: the supervised omni-http; broker: the HTTP front runs in "
+     "the broker's loop"},
     {"http.max_body", "OMNI_HTTP_MAX_BODY", I, "16777216", 1024, 1073741824, 0,
      "largest HTTP request body, bytes"},
 

@@ -9,8 +9,9 @@
 Each line of RESULTS.jsonl is one step of run.sh: {"step", "result",
 "cpu_s": {process: seconds}} for load steps, or the c.streams / o.broker
 records.  Steps a.* are JSON replies, b.* streamed ones; .direct. runs hit
-nginx, .omni. runs go through omni-http, .socket. through the broker
-socket (no HTTP front).
+nginx, .omni. runs go through the HTTP front (in the broker, or
+omni-http with -M process: its CPU is then listed as http), .socket.
+through the broker socket (no HTTP front).
 """
 import json
 import re
@@ -90,7 +91,7 @@ def latency_part(p, steps):
     if not rates and p + ".omni.max" not in steps:
         return
     print()
-    print("%s - %s: Omni (omni-http -> broker -> omni-llm -> nginx) "
+    print("%s - %s: Omni (HTTP front -> broker -> omni-llm -> nginx) "
           "against nginx direct" % (p, title))
     print("%-44s %10s %10s %9s %8s  %s" % ("figure", "Omni", "direct",
                                            "added", "ratio", "aim"))

@@ -4,15 +4,17 @@
 #
 #   bench/llm/run.sh [-p PARTS] [-d SECS] [-w SECS] [-r "RATES"]
 #                    [-t SECS] [-n STREAMS] [-H SECS] [-C broker|http]
-#                    [-o FILE]
+#                    [-M broker|process] [-o FILE]
 #
 # The upstream is nginx (Debian nginx-light, with its echo module) run as
 # a foreground process from a config written to a temp dir: a fixed
 # OpenAI chat.completion for POST /v1/chat/completions, a fixed SSE
 # stream when the request says Accept: text/event-stream, and a slow SSE
 # stream (echo_sleep between chunks) under /slow/v1/.  Omni is
-# omni-broker with omni-llm and omni-http (binaries from
-# ${OMNI_BUILD:-build}/bin), no cache, pointed at that nginx.
+# omni-broker with omni-llm and its HTTP front (binaries from
+# ${OMNI_BUILD:-build}/bin), no cache, pointed at that nginx.  -M: the
+# front as omni-http (process, the default) or in the broker's loop
+# (broker).
 #
 # Parts (-p, default "abc"):
 #   a  JSON replies: open-loop latency at each rate of -r (default
@@ -34,7 +36,7 @@
 # -d: measured seconds per open-loop run (10); -w: warm-up seconds (2);
 # -t: seconds per wrk run (10); -o: keep the raw JSON lines there.
 # PERF=DIR (env): perf record (DWARF call graphs) of the three Omni
-# processes during each Omni max run, kept as DIR/{a,b}.omni.max.data.
+# (or two) processes during each Omni max run, kept as DIR/{a,b}.omni.max.data.
 # Prints a table (bench/llm/report.py).  Exit 0 measured (whatever the
 # figures; failed or late requests are counted in the table), 1 a step
 # could not run or part c lost streams, 77 a tool or binary is missing.
@@ -44,8 +46,8 @@ BIN=${OMNI_BUILD:-build}/bin
 case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac
 
 PARTS=abc DUR=10 WARM=2 RATES="1000 5000" WRK_S=10 STREAMS=10000 HOLD=10
-CLIENT=broker OUT=
-while getopts "p:d:w:r:t:n:H:C:o:h" o; do
+CLIENT=broker OUT= MODE=process
+while getopts "p:d:w:r:t:n:H:C:M:o:h" o; do
     case $o in
     p) PARTS=$OPTARG ;;
     d) DUR=$OPTARG ;;
@@ -55,8 +57,9 @@ while getopts "p:d:w:r:t:n:H:C:o:h" o; do
     n) STREAMS=$OPTARG ;;
     H) HOLD=$OPTARG ;;
     C) CLIENT=$OPTARG ;;
+    M) MODE=$OPTARG ;;
     o) OUT=$OPTARG ;;
-    *) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 
@@ -200,6 +203,7 @@ OMNI_URL=http://127.0.0.1:$HTTP_PORT/v1/chat/completions
 export OMNI_SOCKET=$dir/omni.sock
 export OMNI_SERVICES=llm
 export OMNI_HTTP_LISTEN=127.0.0.1:$HTTP_PORT
+export OMNI_HTTP_MODE=$MODE
 export OMNI_CACHE_TTL_S=0
 export OMNI_LOG_LEVEL=${OMNI_LOG_LEVEL:-warn}
 export OPENAI_API_KEY=sk-bench
@@ -222,7 +226,9 @@ start_broker() {  # base URL; extra env as NAME=VALUE...
             BROKER_PID=$broker
             LLM_PID=$(pid_of omni-llm)
             HTTP_PID=$(pid_of omni-http)
-            [ -n "$LLM_PID" ] && [ -n "$HTTP_PID" ] && return 0
+            OMNI_PIDS=$BROKER_PID,$LLM_PID${HTTP_PID:+,$HTTP_PID}
+            [ -n "$LLM_PID" ] &&
+                { [ "$MODE" = broker ] || [ -n "$HTTP_PID" ]; } && return 0
         fi
         kill -0 "$broker" 2>/dev/null || break
         sleep 0.1
@@ -232,9 +238,10 @@ start_broker() {  # base URL; extra env as NAME=VALUE...
     exit 1
 }
 
-cpu_ticks() {  # pid...: utime+stime of each, in clock ticks
+cpu_ticks() {  # pid...: utime+stime of each, in clock ticks ("": 0)
     local p
     for p in "$@"; do
+        [ -n "$p" ] || { printf '0 '; continue; }
         awk '{printf "%d ", $14 + $15}' "/proc/$p/stat" 2>/dev/null || printf '0 '
     done
 }
@@ -307,7 +314,7 @@ latency_part() {
         mkdir -p "$PERF"
         (sleep 1 && perf record -q -F 1000 --call-graph dwarf,16384 \
             -o "$PERF/$p.omni.max.data" \
-            -p "$BROKER_PID,$HTTP_PID,$LLM_PID" -- sleep $((WRK_S - 2)) \
+            -p "$OMNI_PIDS" -- sleep $((WRK_S - 2)) \
             >/dev/null 2>&1) &
         perf_pid=$!
     fi
@@ -338,12 +345,14 @@ fi
 rss_kb() {  # pid...: VmRSS of each, kB
     local p
     for p in "$@"; do
+        [ -n "$p" ] || { printf '0 '; continue; }
         awk '/^VmRSS:/ {printf "%d ", $2}' "/proc/$p/status" 2>/dev/null || printf '0 '
     done
 }
 hwm_kb() {
     local p
     for p in "$@"; do
+        [ -n "$p" ] || { printf '0 '; continue; }
         awk '/^VmHWM:/ {printf "%d ", $2}' "/proc/$p/status" 2>/dev/null || printf '0 '
     done
 }
@@ -447,7 +456,7 @@ print(json.dumps({"step": "o.broker", "result": r}))' "$dir/broker.jsonl" >>"$ou
 fi
 
 echo
-echo "Omni LLM path, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average at start $load0, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Omni LLM path, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average at start $load0, at end $(cut -d' ' -f1-3 /proc/loadavg), http.mode $MODE"
 python3 "$here/report.py" table "$out"
 [ -n "$OUT" ] || { echo "raw results:"; cat "$out"; } >&2
 [ -z "${c_failed:-}" ]

@@ -4,6 +4,8 @@
 # chat, tool calls, embeddings (float and base64), models, errors
 # (tests/sdk/openai_sdk.mjs); then the wire format seen with curl: SSE
 # framing, Retry-After, the provider key kept out of logs and replies.
+# The front runs in the broker (http.mode broker), so the SDK also covers
+# that mode; the other HTTP tests run the default, a separate omni-http.
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 command -v node >/dev/null || skip "node is not installed"
@@ -29,7 +31,7 @@ export OPENAI_BASE_URL=http://127.0.0.1:$fport/v1
 export OPENAI_API_KEY=sk-test-t3510-upstream-secret-0123456789
 port=$(free_port)
 base=http://127.0.0.1:$port
-OMNI_HTTP_LISTEN=127.0.0.1:$port omni_start_broker
+OMNI_HTTP_LISTEN=127.0.0.1:$port OMNI_HTTP_MODE=broker omni_start_broker
 omni_wait_ready || fail "broker not ready"
 for ((i = 0; i < 100; i++)); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/health")" = 200 ] &&
