@@ -44,6 +44,7 @@ struct opts {
 static struct life {
     struct omni_broker *b;
     struct omni_http_server *http; /* http.mode=broker */
+    bool http_drained;             /* its replies are written */
     struct event *drain_timer, *finish_ev, *exit_timer;
     bool finishing;
     int64_t exit_by;
@@ -99,7 +100,8 @@ static void on_exit_poll(evutil_socket_t fd, short what, void *arg)
     struct omni_broker *b = arg;
     (void)fd;
     (void)what;
-    if (omni_listener_clients(b->listener) == 0 ||
+    if ((omni_listener_clients(b->listener) == 0 &&
+         (!life.http || life.http_drained)) ||
         omni_now_ms() >= life.exit_by) {
         event_base_loopexit(b->base, NULL);
         return;
@@ -139,11 +141,12 @@ static void finish(evutil_socket_t fd, short what, void *arg)
     omni_supervisor_stop(b->sup, children_gone, b);
 }
 
-/* The embedded HTTP front answered its last request; the broker's own
- * drain decides when to stop. */
+/* The embedded HTTP front answered its last request and wrote every
+ * reply; the broker's own drain decides when to stop. */
 static void on_http_drained(void *arg)
 {
     (void)arg;
+    life.http_drained = true;
 }
 
 /* Router op: draining and idle.  Called from deep inside the router, so
@@ -310,6 +313,13 @@ static int run(const struct opts *o)
               ep.data, rcfg.services);
     omni_supervisor_start(b.sup);
     event_base_dispatch(b.base);
+    /* Freeing the signal events restores the default actions: a second
+     * SIGTERM arriving now would kill us with the drain already done. */
+    sigset_t quiet;
+    sigemptyset(&quiet);
+    sigaddset(&quiet, SIGTERM);
+    sigaddset(&quiet, SIGINT);
+    sigprocmask(SIG_BLOCK, &quiet, NULL);
     omni_info("exiting");
     status = life.finishing ? 0 : 1;
     event_free(sigterm);

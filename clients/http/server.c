@@ -37,10 +37,11 @@
 #include "omni_time.h"
 #include "routes.h"
 
-#define HEALTH_TTL_MS 250
-#define MAX_HEADERS   (64 * 1024)
-#define JSON_CT       "application/json"
-#define PROM_CT       "text/plain; version=0.0.4; charset=utf-8"
+#define HEALTH_TTL_MS  250
+#define MAX_HEADERS    (64 * 1024)
+#define JSON_CT        "application/json"
+#define PROM_CT        "text/plain; version=0.0.4; charset=utf-8"
+#define FLUSH_LIMIT_MS 1000
 
 /* One HTTP request waiting on the broker. */
 struct hreq {
@@ -73,6 +74,9 @@ struct omni_http_server {
     struct hreq *reqs;
     size_t in_flight;
     bool draining;
+    bool drain_done;
+    size_t unflushed;          /* replies handed to evhttp, not yet written */
+    struct event *flush_limit; /* a drain waits that long for them */
     void (*drained_cb)(void *arg);
     void *drained_arg;
     int64_t health_at_ms; /* when the cached ping result was got */
@@ -122,10 +126,38 @@ static const char *reason(int status)
     return status == 429 ? "Too Many Requests" : NULL;
 }
 
-/* Write an immediate reply. */
-static void send_out(struct evhttp_request *req, const struct omni_http_out *o,
-                     struct evbuffer *buf)
+static void maybe_drained(struct omni_http_server *s);
+
+/* evhttp wrote the whole reply of req (its on-complete callback). */
+static void on_sent(struct evhttp_request *req, void *arg)
 {
+    struct omni_http_server *s = arg;
+    (void)req;
+    s->unflushed--;
+    maybe_drained(s);
+}
+
+/* Count req's reply until evhttp has written it, so that a drain does
+ * not leave the loop with its last bytes (a stream's closing chunk)
+ * still in the connection's buffer. */
+static void track(struct omni_http_server *s, struct evhttp_request *req)
+{
+    evhttp_request_set_on_complete_cb(req, on_sent, s);
+    s->unflushed++;
+}
+
+/* The reply of req will not be written (its client is gone). */
+static void untrack(struct omni_http_server *s, struct evhttp_request *req)
+{
+    evhttp_request_set_on_complete_cb(req, NULL, NULL);
+    s->unflushed--;
+}
+
+/* Write an immediate reply. */
+static void send_out(struct omni_http_server *s, struct evhttp_request *req,
+                     const struct omni_http_out *o)
+{
+    struct evbuffer *buf = s->scratch;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     if (o->content_type)
         evhttp_add_header(h, "Content-Type", o->content_type);
@@ -139,6 +171,7 @@ static void send_out(struct evhttp_request *req, const struct omni_http_out *o,
         evhttp_add_header(h, "Retry-After", v);
     }
     evbuffer_add(buf, o->body.data, o->body.len);
+    track(s, req);
     evhttp_send_reply(req, o->status, reason(o->status), buf);
 }
 
@@ -164,12 +197,38 @@ static void detach(struct hreq *h)
         evhttp_connection_set_closecb(h->evcon, NULL, NULL);
 }
 
-static void drained(struct omni_http_server *s)
+/* A drain ends when nothing is in flight and every reply is written,
+ * or FLUSH_LIMIT_MS after the last request ended if some never is (its
+ * client went away while we wrote it). */
+static void maybe_drained(struct omni_http_server *s)
 {
+    if (!s->draining || s->drain_done || s->in_flight)
+        return;
+    if (s->unflushed && !evtimer_pending(s->flush_limit, NULL)) {
+        struct timeval tv = {FLUSH_LIMIT_MS / 1000,
+                             (FLUSH_LIMIT_MS % 1000) * 1000};
+        evtimer_add(s->flush_limit, &tv);
+        return;
+    }
+    if (s->unflushed)
+        return;
+    s->drain_done = true;
+    evtimer_del(s->flush_limit);
     if (s->drained_cb)
         s->drained_cb(s->drained_arg);
     else
         event_base_loopexit(s->base, NULL);
+}
+
+static void on_flush_limit(evutil_socket_t fd, short what, void *arg)
+{
+    struct omni_http_server *s = arg;
+    (void)fd;
+    (void)what;
+    omni_warn("draining: %zu repl%s not written after %d ms: leaving them",
+              s->unflushed, s->unflushed == 1 ? "y" : "ies", FLUSH_LIMIT_MS);
+    s->unflushed = 0;
+    maybe_drained(s);
 }
 
 /* The end of an hreq: count it, free it, maybe end the drain. */
@@ -186,8 +245,7 @@ static void finish(struct hreq *h)
         h->next->prev = h->prev;
     omni_free(h);
     s->in_flight--;
-    if (s->draining && s->in_flight == 0)
-        drained(s);
+    maybe_drained(s);
 }
 
 /* The client went away: cancel its broker request.  The hreq stays
@@ -195,6 +253,8 @@ static void finish(struct hreq *h)
 static void client_gone(struct hreq *h)
 {
     omni_debug("%s: client disconnected", h->what);
+    if (h->req && h->started)
+        untrack(h->s, h->req);
     detach(h);
     h->req = NULL;
     h->evcon = NULL;
@@ -266,7 +326,7 @@ static void reply(struct hreq *h, const struct omni_http_out *o)
         h->status = o->status;
         snprintf(h->code, sizeof h->code, "%s", o->code);
         detach(h);
-        send_out(h->req, o, h->s->scratch);
+        send_out(h->s, h->req, o);
         h->req = NULL;
     }
     finish(h);
@@ -284,6 +344,7 @@ static void stream_start(struct hreq *h)
     evhttp_add_header(hd, "Content-Type", "text/event-stream");
     evhttp_add_header(hd, "Cache-Control", "no-cache");
     evhttp_add_header(hd, "X-Accel-Buffering", "no");
+    track(h->s, h->req);
     evhttp_send_reply_start(h->req, 200, NULL);
 }
 
@@ -469,7 +530,7 @@ static void immediate(struct omni_http_server *s, struct evhttp_request *req,
                       const struct omni_http_out *o, int64_t t0,
                       const char *what, enum omni_route_name name)
 {
-    send_out(req, o, s->scratch);
+    send_out(s, req, o);
     account(s, name, o->status, o->code, t0, what);
 }
 
@@ -636,6 +697,7 @@ struct omni_http_server *omni_http_server_new(struct event_base *base,
         omni_warn("cannot set TCP_NODELAY on '%s': %s", o->listen,
                   strerror(errno));
     s->scratch = evbuffer_new();
+    s->flush_limit = evtimer_new(base, on_flush_limit, s);
     s->metrics = omni_metrics_new();
     s->link = omni_link_new(base, o->socket);
     omni_info("listening on http://%s%s%s:%u%s", strchr(host, ':') ? "[" : "",
@@ -658,8 +720,7 @@ void omni_http_server_drain(struct omni_http_server *s)
         s->sock = NULL;
     }
     omni_info("draining: %zu request(s) in flight", s->in_flight);
-    if (s->in_flight == 0)
-        drained(s);
+    maybe_drained(s);
 }
 
 void omni_http_server_free(struct omni_http_server *s)
@@ -675,6 +736,8 @@ void omni_http_server_free(struct omni_http_server *s)
         omni_free(h);
     }
     evhttp_free(s->http);
+    if (s->flush_limit)
+        event_free(s->flush_limit);
     omni_link_free(s->link);
     omni_metrics_free(s->metrics);
     if (s->scratch)

@@ -34,7 +34,8 @@ struct omni_http_opts {
 struct omni_http_server *omni_http_server_new(struct event_base *base,
                                               const struct omni_http_opts *o,
                                               char err[OMNI_ERR_LEN]);
-/* Stop accepting; once nothing is in flight, call o->drained or leave
+/* Stop accepting; once nothing is in flight and every reply is written
+ * (or a second after the last request ended), call o->drained or leave
  * the loop. */
 void omni_http_server_drain(struct omni_http_server *s);
 void omni_http_server_free(struct omni_http_server *s);
