@@ -29,6 +29,11 @@ _lambda_dump() {
     # to the extension): the processes exit normally and write their
     # coverage data; lib.sh's SIGKILL only finds what did not.
     lambda_stop_emu
+    if [ "$rc" -eq 0 ] && [ -n "$EMU_LOG" ] && _omni_exit_reports "$EMU_LOG"
+    then
+        echo "FAIL: sanitizer report in emu.log at exit"
+        rc=1
+    fi
     (exit "$rc")
     _omni_cleanup
 }
@@ -52,15 +57,7 @@ lambda_setup() {
     ln -s "$top/bootstrap" "$d/task/bootstrap"
     export OMNI_WORKER_DIR=$d/opt/bin
 
-    node tests/fakes/provider.js --port 0 >"$d/fake.out" 2>&1 &
-    omni_track $!
-    local i
-    for ((i = 0; i < 100; i++)); do
-        grep -qs '^listening' "$d/fake.out" && break
-        sleep 0.1
-    done
-    FAKE=$(awk '/^listening/{print $2}' "$d/fake.out")
-    [ -n "$FAKE" ] || fail "the provider emulator did not start"
+    omni_start_fake
     export FAKE OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
     export OPENAI_API_KEY=${OPENAI_API_KEY:-sk-test-lambda-0123456789}
 }

@@ -47,6 +47,12 @@ _omni_kill_tree() {
     for k in $kids; do kill -KILL "$k" 2>/dev/null; done
 }
 
+# Print the sanitizer reports in the logs given; status 0 if there are.
+_omni_exit_reports() {
+    grep -A 12 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$@" \
+        2>/dev/null
+}
+
 _omni_cleanup() {
     local rc=$?
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "$OMNI_TEST_DIR" ] &&
@@ -74,8 +80,7 @@ _omni_cleanup() {
     # What the processes reported as they exited (leaks are only known
     # then) fails a test that had passed.
     if [ "$rc" -eq 0 ] && [ -n "$OMNI_TEST_DIR" ] &&
-        grep -A 12 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
-            "$OMNI_TEST_DIR/broker.log" 2>/dev/null; then
+        _omni_exit_reports "$OMNI_TEST_DIR/broker.log"; then
         echo "FAIL: sanitizer report in the broker log at exit"
         rc=1
     fi

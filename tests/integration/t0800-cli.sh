@@ -150,14 +150,7 @@ want_err "cannot connect to '$OMNI_TEST_DIR/elsewhere.sock'" \
 # ---- start the services
 
 if [ $have_node = 1 ]; then
-    node tests/fakes/provider.js --port 0 >"$OMNI_TEST_DIR/fake.out" 2>&1 &
-    omni_track $!
-    for ((i = 0; i < 100; i++)); do
-        grep -q '^listening' "$OMNI_TEST_DIR/fake.out" 2>/dev/null && break
-        sleep 0.1
-    done
-    FAKE=$(awk '/^listening/{print $2}' "$OMNI_TEST_DIR/fake.out")
-    [ -n "$FAKE" ] || fail "the provider emulator did not start"
+    omni_start_fake
     export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1 OPENAI_API_KEY=sk-test
     cat >"$OMNI_TEST_DIR/mcp.json" <<JSON
 {"mcpServers": {

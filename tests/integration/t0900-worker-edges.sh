@@ -64,17 +64,39 @@ omni_wait_ready 20 || fail "the hand-run worker did not become ready"
 grep -q "ignored bad OMNI_PARENT_FD 'not-a-fd'" "$OMNI_TEST_DIR/echo1.log" ||
     fail "bad OMNI_PARENT_FD not reported: $(cat "$OMNI_TEST_DIR/echo1.log")"
 
-# A sub-request is cancelled with its parent (here at its deadline, long
-# enough for the sub-request to have reached the worker on a busy host).
-err=$("$OMNI" call echo sub '{"svc":"echo","op":"sleep","body":{"ms":5000}}' \
-    --timeout 1500 2>&1) && fail "sub past its deadline answered: $err"
-echo "$err" | grep -q '^omni: TIMEOUT: ' || fail "sub timeout: got '$err'"
-for ((i = 0; i < 50; i++)); do
-    [ "$(grep -c 'cancelled' "$OMNI_TEST_DIR/echo1.log")" -ge 2 ] && break
+# A sub-request is cancelled with its parent.  Once both are running at
+# the worker (in flight 2), the parent's client goes away: the broker
+# cancels the parent, the worker cancels the sub-request with it, and
+# both sleeps end long before their 5 s.
+"$OMNI" call echo sub '{"svc":"echo","op":"sleep","body":{"ms":5000}}' \
+    --timeout 20000 >/dev/null 2>&1 &
+cpid=$!
+for ((i = 0; i < 100; i++)); do
+    [ "$(omni_stat services echo in_flight)" = 2 ] && break
+    sleep 0.05
+done
+[ "$(omni_stat services echo in_flight)" = 2 ] ||
+    fail "parent and sub-request not both in flight"
+kill -KILL $cpid
+wait $cpid 2>/dev/null
+for ((i = 0; i < 30; i++)); do
+    [ "$(grep -c 'echo: request [0-9]* cancelled' "$OMNI_TEST_DIR/echo1.log")" -ge 2 ] &&
+        break
     sleep 0.1
 done
 [ "$(grep -c 'echo: request [0-9]* cancelled' "$OMNI_TEST_DIR/echo1.log")" -ge 2 ] ||
     fail "the sub-request was not cancelled: $(cat "$OMNI_TEST_DIR/echo1.log")"
+[ "$(omni_stat services echo in_flight)" = 0 ] || fail "requests left in flight"
+# A parent past its deadline takes its sub-request down too.
+err=$("$OMNI" call echo sub '{"svc":"echo","op":"sleep","body":{"ms":5000}}' \
+    --timeout 1500 2>&1) && fail "sub past its deadline answered: $err"
+echo "$err" | grep -q '^omni: TIMEOUT: ' || fail "sub timeout: got '$err'"
+for ((i = 0; i < 30; i++)); do
+    [ "$(omni_stat services echo in_flight)" = 0 ] && break
+    sleep 0.1
+done
+[ "$(omni_stat services echo in_flight)" = 0 ] ||
+    fail "a sub-request outlived its parent's deadline"
 out=$("$OMNI" call echo sub '{"svc":"echo","op":"echo","body":[1]}') ||
     fail "sub after a cancelled one failed: $out"
 [ "$out" = "[1]" ] || fail "sub: got '$out'"

@@ -9,14 +9,7 @@ export OMNI_SERVICES=llm
 export OMNI_LLM_FIRST_BYTE_TIMEOUT_MS=1000
 omni_setup
 
-node tests/fakes/provider.js --port 0 >"$OMNI_TEST_DIR/fake.out" 2>&1 &
-omni_track $!
-for ((i = 0; i < 100; i++)); do
-    grep -q '^listening' "$OMNI_TEST_DIR/fake.out" && break
-    sleep 0.1
-done
-FAKE=$(awk '/^listening/{print $2}' "$OMNI_TEST_DIR/fake.out")
-[ -n "$FAKE" ] || fail "the provider emulator did not start"
+omni_start_fake
 export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
 export ANTHROPIC_BASE_URL=http://127.0.0.1:$FAKE
 DEAD=$(free_port)

@@ -13,14 +13,7 @@ REDIS_PID=${OMNI_PIDS[-1]}
 REDIS_PORT=${OMNI_REDIS_URL##*:}
 REDIS_PORT=${REDIS_PORT%%/*}
 
-node tests/fakes/provider.js --port 0 >"$OMNI_TEST_DIR/fake.out" 2>&1 &
-omni_track $!
-for ((i = 0; i < 100; i++)); do
-    grep -q '^listening' "$OMNI_TEST_DIR/fake.out" && break
-    sleep 0.1
-done
-FAKE=$(awk '/^listening/{print $2}' "$OMNI_TEST_DIR/fake.out")
-[ -n "$FAKE" ] || fail "the provider emulator did not start"
+omni_start_fake
 export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
 export ANTHROPIC_BASE_URL=http://127.0.0.1:$FAKE
 export FAKE REDIS_PORT

@@ -17,15 +17,8 @@ omni_setup
 [ -x "$OMNI_BIN/omni-http" ] || fail "no $OMNI_BIN/omni-http"
 t=$OMNI_TEST_DIR
 
-node "$root/tests/fakes/provider.js" --port 0 >"$t/fake.out" 2>"$t/fake.err" &
-omni_track $!
-for ((i = 0; i < 100; i++)); do
-    grep -qs '^listening ' "$t/fake.out" && break
-    sleep 0.1
-done
-fport=$(awk '/^listening /{print $2}' "$t/fake.out")
-[ -n "$fport" ] || fail "provider emulator did not start: $(cat "$t/fake.err")"
-export OPENAI_BASE_URL=http://127.0.0.1:$fport/v1
+omni_start_fake
+export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
 export OPENAI_API_KEY=sk-test-t3520-0123456789abcdef
 port=$(free_port)
 base=http://127.0.0.1:$port

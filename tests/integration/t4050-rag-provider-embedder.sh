@@ -9,14 +9,7 @@ export OMNI_SERVICES=llm,rag
 omni_setup
 start_redis
 
-node tests/fakes/provider.js --port 0 >"$OMNI_TEST_DIR/fake.out" 2>&1 &
-omni_track $!
-for ((i = 0; i < 100; i++)); do
-    grep -q '^listening' "$OMNI_TEST_DIR/fake.out" && break
-    sleep 0.1
-done
-FAKE=$(awk '/^listening/{print $2}' "$OMNI_TEST_DIR/fake.out")
-[ -n "$FAKE" ] || fail "the provider emulator did not start"
+omni_start_fake
 export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1 OPENAI_API_KEY=sk-test
 export OMNI_RAG_EMBEDDER=openai/text-embedding-3-small
 omni_start_broker

@@ -141,14 +141,7 @@ fi
 command -v node >/dev/null || { echo "node missing: no run"; echo ok; exit 0; }
 export OMNI_SOCKET=$T/omni.sock OMNI_SERVICES=echo,llm OMNI_LLM_RETRIES=0
 unset OMNI_WORKER_DIR
-node tests/fakes/provider.js --port 0 >"$T/fake.out" 2>&1 &
-omni_track $!
-for ((i = 0; i < 100; i++)); do
-    grep -qs '^listening' "$T/fake.out" && break
-    sleep 0.1
-done
-FAKE=$(awk '/^listening/{print $2}' "$T/fake.out")
-[ -n "$FAKE" ] || fail "the provider emulator did not start"
+omni_start_fake
 export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1 OPENAI_API_KEY=sk-t9000-key
 /usr/bin/python3 tests/fakes/lambda_emu.py --opt "$T/$host/layer" \
     --task "$T/$host/function" --port 0 >"$T/emu.out" 2>"$T/emu.log" &
