@@ -68,6 +68,20 @@ enum omni_err omni_listener_prepare_dir(const char *path,
         return OMNI_E_CONFIG;
     }
     dir_of(path, dir, sizeof dir);
+    /* Missing parents first (0755, like mkdir -p), then the socket's own
+     * directory, which only we may write to. */
+    for (char *slash = strchr(dir + 1, '/'); slash;
+         slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        int rc = mkdir(dir, 0755);
+        int e = errno;
+        *slash = '/';
+        if (rc != 0 && e != EEXIST) {
+            snprintf(err, OMNI_ERR_LEN, "cannot create '%.*s': %s",
+                     (int)(slash - dir), dir, strerror(e));
+            return OMNI_E_IO;
+        }
+    }
     if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
         snprintf(err, OMNI_ERR_LEN, "cannot create '%s': %s", dir,
                  strerror(errno));

@@ -29,8 +29,10 @@ if [ -z "${OPENAI_API_KEY:-}${ANTHROPIC_API_KEY:-}${OPENAI_BASE_URL:-}${ANTHROPI
     echo "run-local: no provider key set: serving from the embedded provider emulator on 127.0.0.1:$port (deterministic replies, no cloud calls)" >&2
 fi
 
-export OMNI_SOCKET=${OMNI_SOCKET:-${XDG_RUNTIME_DIR:-/tmp/omni-$(id -u)}/omni/omni.sock}
-echo "run-local: broker socket $OMNI_SOCKET, HTTP front ${OMNI_HTTP_LISTEN-127.0.0.1:8080}" >&2
+# The socket is the default one (README, "Configuration") unless
+# OMNI_SOCKET says otherwise, so `omni ping` in another shell finds it;
+# the broker's first log line names it.
+echo "run-local: HTTP front ${OMNI_HTTP_LISTEN-127.0.0.1:8080}" >&2
 "$bin/omni-broker" "$@" &
 broker=$!
 trap 'kill -TERM $broker 2>/dev/null; wait $broker; kill ${emu:-} 2>/dev/null; rm -f "${fifo:-}"' EXIT INT TERM

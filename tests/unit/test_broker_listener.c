@@ -52,6 +52,20 @@ static void test_dir_created_0750(void)
     CU_ASSERT_EQUAL(st.st_mode & 0777, 0750);
     /* Existing and ours: fine again. */
     CU_ASSERT_EQUAL(omni_listener_prepare_dir(sock, err), OMNI_OK);
+    /* Missing parents are made too (make run's default of
+     * /tmp/omni-UID/... on a fresh machine), the socket's own directory
+     * still 0750. */
+    char deep[128], mid[128];
+    path_in(mid, sizeof mid, "a");
+    path_in(dir, sizeof dir, "a/b/omni");
+    path_in(deep, sizeof deep, "a/b/omni/omni.sock");
+    old = umask(022);
+    CU_ASSERT_EQUAL(omni_listener_prepare_dir(deep, err), OMNI_OK);
+    umask(old);
+    CU_ASSERT_EQUAL_FATAL(stat(mid, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0755);
+    CU_ASSERT_EQUAL_FATAL(stat(dir, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0750);
 }
 
 static void test_dir_refused(void)
@@ -77,6 +91,14 @@ static void test_dir_refused(void)
     fclose(fopen(file, "w"));
     path_in(sock, sizeof sock, "plain/omni.sock");
     CU_ASSERT_EQUAL(omni_listener_prepare_dir(sock, err), OMNI_E_IO);
+    /* A parent that cannot be made (a file is in the way). */
+    path_in(sock, sizeof sock, "plain/sub/omni.sock");
+    CU_ASSERT_EQUAL(omni_listener_prepare_dir(sock, err), OMNI_E_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "Not a directory"));
+    /* ... or one deeper, where the parent loop meets it. */
+    path_in(sock, sizeof sock, "plain/sub/deeper/omni.sock");
+    CU_ASSERT_EQUAL(omni_listener_prepare_dir(sock, err), OMNI_E_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "plain/sub': Not a directory"));
     /* Too long for sun_path. */
     char lng[200];
     memset(lng, 'x', sizeof lng - 1);
