@@ -133,7 +133,8 @@ static void on_sent(struct evhttp_request *req, void *arg)
 {
     struct omni_http_server *s = arg;
     (void)req;
-    s->unflushed--;
+    if (s->unflushed) /* 0 once the flush limit gave up on them */
+        s->unflushed--;
     maybe_drained(s);
 }
 
