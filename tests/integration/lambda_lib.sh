@@ -58,7 +58,6 @@ lambda_setup() {
     export OMNI_WORKER_DIR=$d/opt/bin
 
     omni_start_fake
-    export FAKE OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
     export OPENAI_API_KEY=${OPENAI_API_KEY:-sk-test-lambda-0123456789}
 }
 

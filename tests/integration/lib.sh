@@ -7,7 +7,8 @@
 #   omni_stop                   SIGTERM the broker; returns its status
 #   omni_check_log              fail on sanitizer reports in the broker log
 #   omni_track PID              kill PID in the cleanup trap too
-#   omni_start_fake             provider emulator on a free port; sets FAKE
+#   omni_start_fake             provider emulator on a free port; exports FAKE
+#                               and OPENAI_BASE_URL pointing at it
 #   omni_stat KEY...            a value from `omni stats` (path of keys)
 #   omni_py                     python3 with module omnitest (raw client)
 #   free_port                   print a free loopback TCP port
@@ -270,7 +271,8 @@ start_redis() {
 }
 
 # omni_start_fake: the provider emulator (tests/fakes/provider.js) on a
-# free loopback port, killed in the cleanup trap; sets FAKE to its port.
+# free loopback port, killed in the cleanup trap; exports FAKE (its port)
+# and OPENAI_BASE_URL (its OpenAI base URL).
 omni_start_fake() {
     local i
     node tests/fakes/provider.js --port 0 >"$OMNI_TEST_DIR/fake.out" 2>&1 &
@@ -281,4 +283,5 @@ omni_start_fake() {
     done
     FAKE=$(awk '/^listening/{print $2}' "$OMNI_TEST_DIR/fake.out")
     [ -n "$FAKE" ] || fail "the provider emulator did not start"
+    export FAKE OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
 }

@@ -151,7 +151,7 @@ want_err "cannot connect to '$OMNI_TEST_DIR/elsewhere.sock'" \
 
 if [ $have_node = 1 ]; then
     omni_start_fake
-    export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1 OPENAI_API_KEY=sk-test
+    export OPENAI_API_KEY=sk-test
     cat >"$OMNI_TEST_DIR/mcp.json" <<JSON
 {"mcpServers": {
   "everything": {"command": "node", "args": ["$MCP_EVERYTHING", "stdio"]}}}

@@ -15,7 +15,7 @@ HTTP=$OMNI_BIN/omni-http
 export OMNI_LOG_FORMAT=text
 # The provider emulator: a chat with [fault:hang] stays in flight.
 omni_start_fake
-export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1 OPENAI_API_KEY=sk-test
+export OPENAI_API_KEY=sk-test
 
 # ---- start-up errors
 

@@ -8,9 +8,7 @@ export OMNI_SERVICES=llm
 omni_setup
 
 omni_start_fake
-export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
 export ANTHROPIC_BASE_URL=http://127.0.0.1:$FAKE
-export FAKE
 
 omni_start_broker
 omni_wait_ready || fail "broker not ready"

@@ -10,11 +10,9 @@ export OMNI_LLM_FIRST_BYTE_TIMEOUT_MS=1000
 omni_setup
 
 omni_start_fake
-export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
 export ANTHROPIC_BASE_URL=http://127.0.0.1:$FAKE
 DEAD=$(free_port)
 export OMNI_PROVIDERS="dead=http://127.0.0.1:$DEAD/v1"
-export FAKE
 
 omni_start_broker
 omni_wait_ready || fail "broker not ready"

@@ -14,9 +14,8 @@ REDIS_PORT=${OMNI_REDIS_URL##*:}
 REDIS_PORT=${REDIS_PORT%%/*}
 
 omni_start_fake
-export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
 export ANTHROPIC_BASE_URL=http://127.0.0.1:$FAKE
-export FAKE REDIS_PORT
+export REDIS_PORT
 
 omni_start_broker
 omni_wait_ready || fail "broker not ready"

@@ -8,7 +8,6 @@ export OMNI_SERVICES=llm
 omni_setup
 
 omni_start_fake
-export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
 export ANTHROPIC_BASE_URL=http://127.0.0.1:$FAKE
 export OMNI_PROVIDERS="dead=http://127.0.0.1:$(free_port)/v1"
 

@@ -19,8 +19,6 @@ omni_setup
 t=$OMNI_TEST_DIR
 
 omni_start_fake
-
-export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
 export OPENAI_API_KEY=sk-test-t3510-upstream-secret-0123456789
 port=$(free_port)
 base=http://127.0.0.1:$port

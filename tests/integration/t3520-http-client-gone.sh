@@ -18,7 +18,6 @@ omni_setup
 t=$OMNI_TEST_DIR
 
 omni_start_fake
-export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
 export OPENAI_API_KEY=sk-test-t3520-0123456789abcdef
 port=$(free_port)
 base=http://127.0.0.1:$port

@@ -16,9 +16,7 @@ export OMNI_TOOL_LOOP_MAX=3
 omni_setup
 
 omni_start_fake
-export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
 export ANTHROPIC_BASE_URL=http://127.0.0.1:$FAKE
-export FAKE
 cat >"$OMNI_TEST_DIR/mcp.json" <<JSON
 {"mcpServers": {
   "everything": {"command": "node", "args": ["$MCP_EVERYTHING", "stdio"]}}}

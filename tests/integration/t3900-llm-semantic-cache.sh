@@ -13,8 +13,6 @@ export OMNI_SERVICES=llm,rag
 omni_setup
 
 omni_start_fake
-export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1
-export FAKE
 
 omni_start_broker
 omni_wait_ready || fail "broker not ready"

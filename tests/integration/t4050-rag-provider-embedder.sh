@@ -10,7 +10,7 @@ omni_setup
 start_redis
 
 omni_start_fake
-export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1 OPENAI_API_KEY=sk-test
+export OPENAI_API_KEY=sk-test
 export OMNI_RAG_EMBEDDER=openai/text-embedding-3-small
 omni_start_broker
 omni_wait_ready 20 || fail "broker not ready"

@@ -142,7 +142,7 @@ command -v node >/dev/null || { echo "node missing: no run"; echo ok; exit 0; }
 export OMNI_SOCKET=$T/omni.sock OMNI_SERVICES=echo,llm OMNI_LLM_RETRIES=0
 unset OMNI_WORKER_DIR
 omni_start_fake
-export OPENAI_BASE_URL=http://127.0.0.1:$FAKE/v1 OPENAI_API_KEY=sk-t9000-key
+export OPENAI_API_KEY=sk-t9000-key
 /usr/bin/python3 tests/fakes/lambda_emu.py --opt "$T/$host/layer" \
     --task "$T/$host/function" --port 0 >"$T/emu.out" 2>"$T/emu.log" &
 omni_track $!
