@@ -1,7 +1,7 @@
 /*
  * mcp_testlib - what the MCP tests that drive a hub on a real event loop
- * share: running the loop until a condition holds, and collecting the
- * result of an operation's callback.
+ * share: running the loop until a condition holds, collecting the
+ * result of an operation's callback, calling a tool and reading its text.
  */
 #ifndef MCP_TESTLIB_H
 #define MCP_TESTLIB_H
@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "omni_err.h"
 
@@ -29,5 +30,15 @@ struct result {
 bool is_done(void *arg);
 /* The hub's completion callback, filling a struct result. */
 void on_done(void *arg, enum omni_err err, const char *msg, json_t *result);
+
+struct omni_mcp_hub;
+/* Call tool name on hub with args (JSON text, NULL: none) and deadline
+ * (as omni_mcp_hub_call), running base until the result is in r (15 s);
+ * false on time-out.  r->res is the caller's to release. */
+bool hub_call(struct event_base *base, struct omni_mcp_hub *hub,
+              const char *name, const char *args, int64_t deadline,
+              struct result *r);
+/* The first text block of a CallToolResult, or "(no text)". */
+const char *text0(const json_t *res);
 
 #endif
