@@ -11,6 +11,7 @@
 #                               and OPENAI_BASE_URL pointing at it
 #   omni_stat KEY...            a value from `omni stats` (path of keys)
 #   omni_py                     python3 with module omnitest (raw client)
+#   rag ARGS / json_py CODE     omni call rag; python CODE with j = stdin JSON
 #   free_port                   print a free loopback TCP port
 #   start_redis                 redis-server on a free port (or skip)
 #   fail MSG / skip MSG         exit 1 / exit 77 with MSG
@@ -194,6 +195,17 @@ v = json.load(sys.stdin)
 for k in sys.argv[1:]:
     v = v[k]
 print(json.dumps(v) if isinstance(v, (dict, list)) else v)' "$@"
+}
+
+# rag ARGS...: `omni call rag ARGS...`.
+rag() { "$OMNI_BIN/omni" call rag "$@"; }
+
+# json_py CODE: run python CODE with j = the JSON on stdin (asserts,
+# prints).
+json_py() {
+    /usr/bin/python3 -c "import json, sys
+j = json.load(sys.stdin)
+$1"
 }
 
 omni_start_broker() {

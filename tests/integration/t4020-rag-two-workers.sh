@@ -8,11 +8,6 @@ start_redis
 omni_start_broker
 omni_wait_ready 20 || fail "broker not ready"
 
-rag() { "$OMNI_BIN/omni" call rag "$@"; }
-py() { /usr/bin/python3 -c "import json, sys
-j = json.load(sys.stdin)
-$1"; }
-
 # Ingest concurrently so that both workers take some of the writes.
 pids=()
 for i in $(seq 1 12); do
@@ -39,7 +34,7 @@ for ((round = 0; round < 30; round++)); do
     wait "${pids[@]}"
     for k in 1 2 3 4; do
         out=$(cat "$OMNI_TEST_DIR/list$k.out")
-        w=$(echo "$out" | py 'assert len(j["documents"]) == 12, j
+        w=$(echo "$out" | json_py 'assert len(j["documents"]) == 12, j
 print(j["worker"])') || fail "a worker misses documents: $out"
         [[ " ${seen[*]} " == *" $w "* ]] || seen+=("$w")
     done
@@ -50,7 +45,7 @@ done
 # A query for one document's words finds it on whichever worker answers.
 for ((i = 0; i < 10; i++)); do
     rag query '{"collection":"shared","query":"subject7","mode":"bm25","top_k":1}' |
-        py 'assert j["results"][0]["document_id"] == "d7", j' ||
+        json_py 'assert j["results"][0]["document_id"] == "d7", j' ||
         fail "query on a worker did not find d7"
 done
 
@@ -70,7 +65,7 @@ for ((round = 0; round < 30; round++)); do
     wait "${pids[@]}"
     for k in 1 2 3 4; do
         out=$(cat "$OMNI_TEST_DIR/q$k.out")
-        w=$(echo "$out" | py 'ids = [r["document_id"] for r in j["results"]]
+        w=$(echo "$out" | json_py 'ids = [r["document_id"] for r in j["results"]]
 assert ids == ["d7"], ids
 print(j["worker"])') || fail "stale worker: $out"
         [[ " ${seen[*]} " == *" $w "* ]] || seen+=("$w")

@@ -10,7 +10,6 @@ start_redis
 omni_start_broker
 omni_wait_ready 20 || fail "broker not ready"
 
-rag() { "$OMNI_BIN/omni" call rag "$@"; }
 rcli() { redis-cli -u "$OMNI_REDIS_URL" "$@"; }
 # expect CODE TEXT OP BODY: the call fails with CODE and a message
 # containing TEXT.

@@ -9,11 +9,6 @@ start_redis
 omni_start_broker
 omni_wait_ready 20 || fail "broker not ready"
 
-rag() { "$OMNI_BIN/omni" call rag "$@"; }
-py() { /usr/bin/python3 -c "import json, sys
-j = json.load(sys.stdin)
-$1"; }
-
 # make_pdf FILE: a minimal PDF 1.4, Helvetica text on two pages.
 make_pdf() {
     /usr/bin/python3 - "$1" <<'PY'
@@ -48,11 +43,11 @@ size=$(stat -c %s "$OMNI_TEST_DIR/bio.pdf")
 
 out=$(rag ingest '{"collection":"papers","documents":[{"id":"bio.pdf","content_base64":"'"$b64"'","content_type":"application/pdf","metadata":{"source":"test"}}]}') ||
     fail "PDF ingest failed: $out"
-echo "$out" | py 'assert j["ingested"] == ["bio.pdf"], j' || fail "ingest reply: $out"
+echo "$out" | json_py 'assert j["ingested"] == ["bio.pdf"], j' || fail "ingest reply: $out"
 
 out=$(rag query '{"collection":"papers","query":"powerhouse of the cell","top_k":1}') ||
     fail "query failed"
-echo "$out" | py 'r = j["results"][0]
+echo "$out" | json_py 'r = j["results"][0]
 assert r["document_id"] == "bio.pdf", r
 assert "Mitochondria are the powerhouse of the cell." in r["text"], r
 assert r["page"] in (1, 2) and r["metadata"] == {"source": "test"}, r' ||
@@ -60,17 +55,17 @@ assert r["page"] in (1, 2) and r["metadata"] == {"source": "test"}, r' ||
 
 # With small chunks each page is its own chunk, with its own page.
 out=$(rag ingest '{"collection":"papers","chunking":{"size":60,"overlap":0},"documents":[{"id":"bio.pdf","content_base64":"'"$b64"'","content_type":"application/pdf","metadata":{"source":"test"}}]}')
-echo "$out" | py 'assert j["ingested"] == ["bio.pdf"] and j["chunks"] == 2, j' ||
+echo "$out" | json_py 'assert j["ingested"] == ["bio.pdf"] and j["chunks"] == 2, j' ||
     fail "re-chunked ingest: $out"
 out=$(rag query '{"collection":"papers","query":"photosynthesis light energy","mode":"bm25","top_k":2}')
-echo "$out" | py 'r = j["results"]
+echo "$out" | json_py 'r = j["results"]
 assert r[0]["page"] == 1 and r[0]["text"].startswith("Photosynthesis"), r
 assert len(r) == 1, r' || fail "page 1: $out"
 out=$(rag query '{"collection":"papers","query":"mitochondria","mode":"bm25","top_k":2}')
-echo "$out" | py 'r = j["results"]
+echo "$out" | json_py 'r = j["results"]
 assert r[0]["page"] == 2 and r[0]["chunk_id"] == 1, r' || fail "page 2: $out"
 
-rag list '{"collection":"papers"}' | py 'd = j["documents"][0]
+rag list '{"collection":"papers"}' | json_py 'd = j["documents"][0]
 assert d["content_type"] == "application/pdf" and d["bytes"] == '"$size"', d
 assert d["chunks"] == 2, d' || fail "list"
 
@@ -80,7 +75,7 @@ if out=$(rag ingest '{"collection":"papers","documents":[{"id":"bio.pdf","conten
     fail "damaged PDF accepted: $out"
 fi
 [[ "$out" == *"BAD_REQUEST: "*"PDF"* ]] || fail "damaged PDF: $out"
-rag list '{"collection":"papers"}' | py 'assert j["documents"][0]["chunks"] == 2, j' ||
+rag list '{"collection":"papers"}' | json_py 'assert j["documents"][0]["chunks"] == 2, j' ||
     fail "damaged PDF replaced the stored one"
 omni_stop || fail "broker exit status $?"
 omni_check_log

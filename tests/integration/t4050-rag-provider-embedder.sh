@@ -15,13 +15,8 @@ export OMNI_RAG_EMBEDDER=openai/text-embedding-3-small
 omni_start_broker
 omni_wait_ready 20 || fail "broker not ready"
 
-rag() { "$OMNI_BIN/omni" call rag "$@"; }
-py() { /usr/bin/python3 -c "import json, sys
-j = json.load(sys.stdin)
-$1"; }
-
 dim=$("$OMNI_BIN/omni" call llm embeddings '{"model":"openai/text-embedding-3-small","input":"x"}' |
-    py 'print(len(j["data"][0]["embedding"]))') || fail "llm embeddings failed"
+    json_py 'print(len(j["data"][0]["embedding"]))') || fail "llm embeddings failed"
 
 docs=""
 for i in $(seq 1 70); do
@@ -29,17 +24,17 @@ for i in $(seq 1 70); do
 done
 out=$(rag ingest "{\"collection\":\"prov\",\"documents\":[$docs]}") ||
     fail "ingest through the provider failed: $out"
-echo "$out" | py 'assert len(j["ingested"]) == 70 and j["chunks"] == 70, j' ||
+echo "$out" | json_py 'assert len(j["ingested"]) == 70 and j["chunks"] == 70, j' ||
     fail "ingest reply: $out"
-rag list '{"collection":"prov"}' | py 'assert j["embedder"] == "openai/text-embedding-3-small", j
+rag list '{"collection":"prov"}' | json_py 'assert j["embedder"] == "openai/text-embedding-3-small", j
 assert j["dim"] == '"$dim"', j' || fail "collection does not record the embedder"
 out=$(rag query '{"collection":"prov","query":"keyword42","top_k":3}') ||
     fail "hybrid query failed: $out"
-echo "$out" | py 'assert j["results"][0]["document_id"] == "p42", j' ||
+echo "$out" | json_py 'assert j["results"][0]["document_id"] == "p42", j' ||
     fail "hybrid query: $out"
 out=$(rag query '{"collection":"prov","query":"keyword7","mode":"vector","top_k":70}') ||
     fail "vector query failed: $out"
-echo "$out" | py 'assert len(j["results"]) == 70, j' || fail "vector query: $out"
+echo "$out" | json_py 'assert len(j["results"]) == 70, j' || fail "vector query: $out"
 [ "$(redis-cli -u "$OMNI_REDIS_URL" hget 'omni:{rag:prov}:meta' dim)" = "$dim" ] ||
     fail "redis meta dim"
 omni_stop || fail "broker exit status $?"
@@ -58,7 +53,7 @@ out=$(rag ingest '{"collection":"prov","documents":[{"id":"x","text":"local"}]}'
     fail "mismatch message: $out"
 out=$(rag query '{"collection":"prov","query":"keyword42","mode":"bm25","top_k":1}') ||
     fail "bm25 query needs no embedder: $out"
-echo "$out" | py 'assert j["results"][0]["document_id"] == "p42", j' || fail "bm25: $out"
+echo "$out" | json_py 'assert j["results"][0]["document_id"] == "p42", j' || fail "bm25: $out"
 omni_stop || fail "broker exit status $?"
 omni_check_log
 echo "ok"
